@@ -1,0 +1,856 @@
+/* redis.c — the Redis backend (hiredis 0.14): one Lua script per mutation,
+ * SyncGuard's storage layout, a small connection pool for many threads.
+ *
+ * Layout (SPEC section 4): lock  storage_key(prefix, key)            JSON, PX ttl
+ *                          index storage_key(prefix, "id:" + lockId) lock key, PX ttl
+ *                          fence storage_key(prefix, "fence:" + lock key)  INCR, no TTL */
+#include "backends.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define REDIS_LIMIT 1000
+#define REDIS_RESERVE 26
+#define POOL_MAX 16
+#define SKEY_MAX 1100 /* > REDIS_LIMIT */
+
+/* ---- scripts: time from TIME, the liveness predicate, lockId checks ---- */
+#define LUA_NOW                                                                        \
+    "local t = redis.call('TIME')\n"                                                   \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+/* KEYS lock, index, fence; ARGV lockId, ttl, tolerance, userKey
+ * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs} */
+static const char ACQUIRE_LUA[] =
+    LUA_NOW
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur then\n"
+    "  local d = cjson.decode(cur)\n"
+    "  if d.expiresAtMs > now - tonumber(ARGV[3]) then return 0 end\n"
+    "end\n"
+    "local fence = string.format('%015d', redis.call('INCR', KEYS[3]))\n"
+    "local ttl = tonumber(ARGV[2])\n"
+    "local exp = now + ttl\n"
+    "redis.call('SET', KEYS[1], cjson.encode({lockId=ARGV[1], expiresAtMs=exp,\n"
+    "  acquiredAtMs=now, key=ARGV[4], fence=fence}), 'PX', ttl)\n"
+    "redis.call('SET', KEYS[2], KEYS[1], 'PX', ttl)\n"
+    "return {1, fence, exp, now}\n";
+
+/* KEYS index; ARGV lockId, tolerance → 1 released | 0 absent */
+static const char RELEASE_LUA[] =
+    LUA_NOW
+    "local lk = redis.call('GET', KEYS[1])\n"
+    "if not lk then return 0 end\n"
+    "local cur = redis.call('GET', lk)\n"
+    "if not cur then redis.call('DEL', KEYS[1]) return 0 end\n"
+    "local d = cjson.decode(cur)\n"
+    "if d.lockId ~= ARGV[1] then return 0 end\n"
+    "redis.call('DEL', lk, KEYS[1])\n"
+    "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return 0 end\n"
+    "return 1\n";
+
+/* KEYS index; ARGV lockId, tolerance, ttl → {1, expiresAtMs} | 0 absent.
+ * Unknown JSON fields survive (decode/encode of the whole object). */
+static const char EXTEND_LUA[] =
+    LUA_NOW
+    "local lk = redis.call('GET', KEYS[1])\n"
+    "if not lk then return 0 end\n"
+    "local cur = redis.call('GET', lk)\n"
+    "if not cur then return 0 end\n"
+    "local d = cjson.decode(cur)\n"
+    "if d.lockId ~= ARGV[1] then return 0 end\n"
+    "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return 0 end\n"
+    "local ttl = tonumber(ARGV[3])\n"
+    "d.expiresAtMs = now + ttl\n"
+    "redis.call('SET', lk, cjson.encode(d), 'PX', ttl)\n"
+    "redis.call('SET', KEYS[1], lk, 'PX', ttl)\n"
+    "return {1, d.expiresAtMs}\n";
+
+/* KEYS lock; ARGV tolerance → {lockId, expiresAtMs, acquiredAtMs, key, fence} | nil */
+static const char LOOKUP_KEY_LUA[] =
+    LUA_NOW
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if not cur then return nil end\n"
+    "local d = cjson.decode(cur)\n"
+    "if d.expiresAtMs <= now - tonumber(ARGV[1]) then return nil end\n"
+    "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
+
+/* KEYS index; ARGV lockId, tolerance → as LOOKUP_KEY | nil */
+static const char LOOKUP_ID_LUA[] =
+    LUA_NOW
+    "local lk = redis.call('GET', KEYS[1])\n"
+    "if not lk then return nil end\n"
+    "local cur = redis.call('GET', lk)\n"
+    "if not cur then return nil end\n"
+    "local d = cjson.decode(cur)\n"
+    "if d.lockId ~= ARGV[1] then return nil end\n"
+    "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return nil end\n"
+    "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
+
+enum { S_ACQUIRE, S_RELEASE, S_EXTEND, S_LOOKUP_KEY, S_LOOKUP_ID, S_COUNT };
+static const char *const scripts[S_COUNT] = {ACQUIRE_LUA, RELEASE_LUA, EXTEND_LUA,
+                                             LOOKUP_KEY_LUA, LOOKUP_ID_LUA};
+
+typedef struct redis_backend {
+    /* configuration, fixed after open */
+    char host[256];
+    int port;
+    char socket_path[108];
+    int db;
+    char prefix[256];
+    char *user, *password;
+    struct timeval connect_timeout, command_timeout;
+    char sha[S_COUNT][41];
+    /* pool: idle contexts; `open` counts idle + borrowed */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    redisContext *idle[POOL_MAX];
+    int n_idle, n_open;
+} redis_backend;
+
+/* ---- error mapping ---- */
+static sg_status context_error(redisContext *c, sg_error *err, bool sent)
+{
+    int e = errno;
+    if (err) {
+        snprintf(err->cause, sizeof err->cause, "%s", c ? c->errstr : "no context");
+        err->unknown_outcome = sent;
+    }
+    if (c && c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT ||
+                                        e == EINPROGRESS))
+        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "Redis did not answer in time");
+    if (c && c->err == REDIS_ERR_OOM)
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory talking to Redis");
+    if (c && c->err == REDIS_ERR_PROTOCOL)
+        return sg_error_set(err, SG_E_INTERNAL, "Redis protocol error");
+    return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "Redis connection failed");
+}
+
+/* Map an error reply. */
+static sg_status reply_error(const redisReply *r, sg_error *err)
+{
+    const char *s = r->str ? r->str : "";
+    if (err)
+        snprintf(err->cause, sizeof err->cause, "%s", s);
+    if (!strncmp(s, "NOAUTH", 6) || !strncmp(s, "WRONGPASS", 9) || !strncmp(s, "NOPERM", 6) ||
+        strstr(s, "invalid password") || strstr(s, "invalid username-password"))
+        return sg_error_set(err, SG_E_AUTH_FAILED, "Redis refused authentication");
+    if (!strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "MASTERDOWN", 10) ||
+        !strncmp(s, "READONLY", 8) || !strncmp(s, "TRYAGAIN", 8) ||
+        !strncmp(s, "CLUSTERDOWN", 11))
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "Redis is not serving writes");
+    if (!strncmp(s, "OOM", 3))
+        return sg_error_set(err, SG_E_RATE_LIMITED, "Redis is out of memory (maxmemory)");
+    if (!strncmp(s, "CROSSSLOT", 9) || !strncmp(s, "MOVED", 5) || !strncmp(s, "ASK", 3))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "Redis Cluster is not supported (lock keys span slots)");
+    return sg_error_set(err, SG_E_INTERNAL, "Redis returned an error");
+}
+
+static sg_status bad_reply(sg_error *err, const char *what)
+{
+    return sg_error_set(err, SG_E_INTERNAL, "unexpected reply from Redis to %s", what);
+}
+
+/* ---- connections ---- */
+static redisReply *command_argv(redisContext *c, int argc, const char **argv,
+                                const size_t *lens)
+{
+    return redisCommandArgv(c, argc, argv, lens);
+}
+
+static redisContext *connect_one(redis_backend *rb, sg_error *err)
+{
+    redisContext *c = rb->socket_path[0]
+                          ? redisConnectUnixWithTimeout(rb->socket_path, rb->connect_timeout)
+                          : redisConnectWithTimeout(rb->host, rb->port, rb->connect_timeout);
+    if (!c) {
+        sg_error_set(err, SG_E_INTERNAL, "out of memory creating a Redis context");
+        return NULL;
+    }
+    if (c->err) {
+        context_error(c, err, false);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, rb->command_timeout);
+    /* hiredis never redoes AUTH/SELECT itself: every new context does. */
+    if (rb->password) {
+        const char *argv[3] = {"AUTH", rb->user ? rb->user : rb->password, rb->password};
+        int argc = rb->user ? 3 : 2;
+        redisReply *r = command_argv(c, argc, argv, NULL);
+        sg_status st = SG_OK;
+        if (!r)
+            st = context_error(c, err, false);
+        else if (r->type == REDIS_REPLY_ERROR)
+            st = sg_error_set(err, SG_E_AUTH_FAILED, "Redis refused the password");
+        freeReplyObject(r);
+        if (st != SG_OK) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    if (rb->db) {
+        redisReply *r = redisCommand(c, "SELECT %d", rb->db);
+        sg_status st = SG_OK;
+        if (!r)
+            st = context_error(c, err, false);
+        else if (r->type == REDIS_REPLY_ERROR)
+            st = reply_error(r, err);
+        freeReplyObject(r);
+        if (st != SG_OK) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Borrow a connection: an idle one, a new one, or wait for one. */
+static redisContext *borrow(redis_backend *rb, sg_error *err)
+{
+    pthread_mutex_lock(&rb->mu);
+    while (rb->n_idle == 0 && rb->n_open >= POOL_MAX)
+        pthread_cond_wait(&rb->cv, &rb->mu);
+    if (rb->n_idle > 0) {
+        redisContext *c = rb->idle[--rb->n_idle];
+        pthread_mutex_unlock(&rb->mu);
+        return c;
+    }
+    rb->n_open++;
+    pthread_mutex_unlock(&rb->mu);
+    redisContext *c = connect_one(rb, err);
+    if (!c) {
+        pthread_mutex_lock(&rb->mu);
+        rb->n_open--;
+        pthread_cond_signal(&rb->cv);
+        pthread_mutex_unlock(&rb->mu);
+    }
+    return c;
+}
+
+/* Give a connection back; a dead one (any error) is dropped so the next
+ * borrower reconnects (hiredis contexts are unusable after an I/O error). */
+static void give_back(redis_backend *rb, redisContext *c)
+{
+    pthread_mutex_lock(&rb->mu);
+    if (c->err) {
+        redisFree(c);
+        rb->n_open--;
+    } else {
+        rb->idle[rb->n_idle++] = c;
+    }
+    pthread_cond_signal(&rb->cv);
+    pthread_mutex_unlock(&rb->mu);
+}
+
+/* Run script `s` with keys and args (all NUL-terminated strings).
+ * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. Returns the reply (caller
+ * frees) or NULL with err set. An error reply is mapped and freed. */
+static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
+                              int nargs, const char **args, bool mutation, sg_error *err)
+{
+    redisContext *c = borrow(rb, err);
+    if (!c)
+        return NULL;
+    const char *argv[16];
+    char nk[12];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    int argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = rb->sha[s];
+    argv[argc++] = nk;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
+    for (int i = 0; i < nargs; i++)
+        argv[argc++] = args[i];
+
+    redisReply *r = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = command_argv(c, argc, argv, NULL);
+        if (!r) {
+            context_error(c, err, mutation);
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
+            attempt == 0) {
+            freeReplyObject(r);
+            r = redisCommand(c, "SCRIPT LOAD %s", scripts[s]);
+            if (!r) {
+                context_error(c, err, false);
+                break;
+            }
+            bool ok = r->type == REDIS_REPLY_STRING;
+            if (!ok)
+                reply_error(r, err);
+            freeReplyObject(r);
+            r = NULL;
+            if (!ok)
+                break;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            reply_error(r, err);
+            freeReplyObject(r);
+            r = NULL;
+        }
+        break;
+    }
+    give_back(rb, c);
+    return r;
+}
+
+/* ---- keys ---- */
+/* Keys that would land on another lock's index or counter (SPEC section 4). */
+static sg_status check_reserved(const redis_backend *rb, const char *key, sg_error *err)
+{
+    if (!strncmp(key, "id:", 3) && sg_lock_id_valid(key + 3))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "key 'id:<22 base64url chars>' is reserved for the lockId index");
+    char fp[300];
+    if (rb->prefix[0])
+        snprintf(fp, sizeof fp, "fence:%s:", rb->prefix);
+    else
+        snprintf(fp, sizeof fp, "fence:");
+    if (!strncmp(key, fp, strlen(fp)))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "key '%s...' is reserved for fence counters", fp);
+    return SG_OK;
+}
+
+static sg_status lock_keys(const redis_backend *rb, const char *key, char *lock_key,
+                           char *fence_key, sg_error *err)
+{
+    if (check_reserved(rb, key, err) != SG_OK)
+        return SG_ERROR;
+    if (sg_storage_key(rb->prefix, key, REDIS_LIMIT, REDIS_RESERVE, lock_key, SKEY_MAX, err) !=
+        SG_OK)
+        return SG_ERROR;
+    if (fence_key && sg_fence_key(rb->prefix, lock_key, REDIS_LIMIT, REDIS_RESERVE, fence_key,
+                                  SKEY_MAX, err) != SG_OK)
+        return SG_ERROR;
+    return SG_OK;
+}
+
+static sg_status index_key(const redis_backend *rb, const char *lock_id, char *out,
+                           sg_error *err)
+{
+    char k[3 + SG_LOCK_ID_LEN + 1];
+    snprintf(k, sizeof k, "id:%s", lock_id);
+    return sg_storage_key(rb->prefix, k, REDIS_LIMIT, REDIS_RESERVE, out, SKEY_MAX, err);
+}
+
+static bool reply_int(const redisReply *r, long long *out)
+{
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return false;
+    *out = r->integer;
+    return true;
+}
+
+/* ---- operations ---- */
+#define TOLERANCE_STR "1000"
+
+static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
+                           sg_lock *out, sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char lk[SKEY_MAX], fk[SKEY_MAX], ik[SKEY_MAX], ttl_s[24];
+    if (lock_keys(rb, key, lk, fk, err) != SG_OK || index_key(rb, lock_id, ik, err) != SG_OK)
+        return SG_ERROR;
+    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    const char *keys[3] = {lk, ik, fk};
+    const char *args[4] = {lock_id, ttl_s, TOLERANCE_STR, key};
+    redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, true, err);
+    if (!r)
+        return SG_ERROR;
+    long long v;
+    sg_status st;
+    if (reply_int(r, &v) && v == 0) {
+        st = SG_CONTENDED;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && reply_int(r->element[0], &v) &&
+               v == 1 && r->element[1]->type == REDIS_REPLY_STRING &&
+               r->element[2]->type == REDIS_REPLY_INTEGER &&
+               r->element[3]->type == REDIS_REPLY_INTEGER) {
+        uint64_t fence;
+        st = sg_fence_parse(r->element[1]->str, &fence, err);
+        if (st == SG_OK)
+            st = sg_fence_check(fence, key, err);
+        if (st == SG_OK) {
+            memcpy(out->fence, r->element[1]->str, SG_FENCE_LEN + 1);
+            out->expires_at_ms = r->element[2]->integer;
+            out->acquired_at_ms = r->element[3]->integer;
+        } else if (err) {
+            /* We hold it, but must not hand out this fence: give it back. */
+            err->unknown_outcome = true;
+        }
+    } else {
+        st = bad_reply(err, "acquire");
+        if (err)
+            err->unknown_outcome = true;
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+static sg_status r_release(sg_backend *b, const char *lock_id, sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char ik[SKEY_MAX];
+    if (index_key(rb, lock_id, ik, err) != SG_OK)
+        return SG_ERROR;
+    const char *keys[1] = {ik};
+    const char *args[2] = {lock_id, TOLERANCE_STR};
+    redisReply *r = run_script(rb, S_RELEASE, 1, keys, 2, args, true, err);
+    if (!r)
+        return SG_ERROR;
+    long long v;
+    sg_status st = !reply_int(r, &v) || (v != 0 && v != 1) ? bad_reply(err, "release")
+                   : v == 1                                ? SG_OK
+                                                           : SG_ABSENT;
+    freeReplyObject(r);
+    return st;
+}
+
+static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
+                          sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char ik[SKEY_MAX], ttl_s[24];
+    if (index_key(rb, lock_id, ik, err) != SG_OK)
+        return SG_ERROR;
+    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    const char *keys[1] = {ik};
+    const char *args[3] = {lock_id, TOLERANCE_STR, ttl_s};
+    redisReply *r = run_script(rb, S_EXTEND, 1, keys, 3, args, true, err);
+    if (!r)
+        return SG_ERROR;
+    long long v;
+    sg_status st;
+    if (reply_int(r, &v) && v == 0)
+        st = SG_ABSENT;
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && reply_int(r->element[0], &v) &&
+             v == 1 && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        *exp = r->element[1]->integer;
+        st = SG_OK;
+    } else
+        st = bad_reply(err, "extend");
+    freeReplyObject(r);
+    return st;
+}
+
+/* {lockId, expiresAtMs, acquiredAtMs, key, fence} → info. */
+static sg_status parse_info(const redisReply *r, sg_lock_info *out, sg_error *err)
+{
+    if (r->type == REDIS_REPLY_NIL)
+        return SG_ABSENT;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+        return bad_reply(err, "lookup");
+    redisReply **e = r->element;
+    uint64_t fence;
+    if (e[0]->type != REDIS_REPLY_STRING || !sg_lock_id_valid(e[0]->str) ||
+        e[1]->type != REDIS_REPLY_INTEGER || e[2]->type != REDIS_REPLY_INTEGER ||
+        e[3]->type != REDIS_REPLY_STRING || e[3]->len > SG_KEY_MAX ||
+        e[4]->type != REDIS_REPLY_STRING || sg_fence_parse(e[4]->str, &fence, NULL) != SG_OK)
+        return sg_error_set(err, SG_E_INTERNAL, "corrupt lock record in Redis");
+    memcpy(out->lock_id, e[0]->str, SG_LOCK_ID_LEN + 1);
+    out->expires_at_ms = e[1]->integer;
+    out->acquired_at_ms = e[2]->integer;
+    memcpy(out->key, e[3]->str, e[3]->len);
+    out->key[e[3]->len] = '\0';
+    memcpy(out->fence, e[4]->str, SG_FENCE_LEN + 1);
+    return SG_OK;
+}
+
+static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char lk[SKEY_MAX];
+    if (lock_keys(rb, key, lk, NULL, err) != SG_OK)
+        return SG_ERROR;
+    const char *keys[1] = {lk};
+    const char *args[1] = {TOLERANCE_STR};
+    redisReply *r = run_script(rb, S_LOOKUP_KEY, 1, keys, 1, args, false, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = parse_info(r, out, err);
+    freeReplyObject(r);
+    return st;
+}
+
+static sg_status r_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                             sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char ik[SKEY_MAX];
+    if (index_key(rb, lock_id, ik, err) != SG_OK)
+        return SG_ERROR;
+    const char *keys[1] = {ik};
+    const char *args[2] = {lock_id, TOLERANCE_STR};
+    redisReply *r = run_script(rb, S_LOOKUP_ID, 1, keys, 2, args, false, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = parse_info(r, out, err);
+    freeReplyObject(r);
+    return st;
+}
+
+static sg_status r_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
+{
+    sg_lock_info info;
+    sg_status st = r_lookup_key(b, key, &info, err);
+    if (st == SG_ERROR)
+        return SG_ERROR;
+    *locked = st == SG_OK;
+    return SG_OK;
+}
+
+static void r_close(sg_backend *b)
+{
+    redis_backend *rb = b->impl;
+    for (int i = 0; i < rb->n_idle; i++)
+        redisFree(rb->idle[i]);
+    pthread_mutex_destroy(&rb->mu);
+    pthread_cond_destroy(&rb->cv);
+    if (rb->password)
+        explicit_bzero(rb->password, strlen(rb->password));
+    free(rb->password);
+    free(rb->user);
+    free(rb);
+    free(b);
+}
+
+static const sg_backend_ops redis_ops = {
+    .acquire = r_acquire,
+    .release = r_release,
+    .extend = r_extend,
+    .is_locked = r_is_locked,
+    .lookup_key = r_lookup_key,
+    .lookup_id = r_lookup_id,
+    .close = r_close,
+};
+
+/* ---- URL parsing ---- */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode n bytes of s into a new string; NULL if malformed or %00. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[j++] = s[i];
+            continue;
+        }
+        int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            free(out);
+            return NULL;
+        }
+        out[j++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[j] = '\0';
+    return out;
+}
+
+static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
+{
+    if (n == 0 || n > 10)
+        return false;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static char *read_password_file(const char *path, sg_error *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        sg_error_set(err, SG_E_INVALID_ARGUMENT, "cannot read password_file: %s",
+                     strerror(errno));
+        return NULL;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    char *p = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    if (!p)
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    return p;
+}
+
+/* Query string: prefix, db, connect_timeout_ms, command_timeout_ms, password_file. */
+static sg_status parse_query(redis_backend *rb, const char *q, char **pwfile, sg_error *err)
+{
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        if (!eq)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed query parameter in URL");
+        size_t klen = (size_t)(eq - q), vlen = len - klen - 1;
+        const char *v = eq + 1;
+        long n;
+        char *dv = pct_decode(v, vlen);
+        if (!dv)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed %%-escape in URL query");
+        sg_status st = SG_OK;
+        if (klen == 6 && !strncmp(q, "prefix", 6)) {
+            if (strlen(dv) >= sizeof rb->prefix || strstr(dv, "fence:") ||
+                (strlen(dv) >= 5 && !strcmp(dv + strlen(dv) - 5, "fence")))
+                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                  "prefix must be shorter than 256 bytes, must not contain "
+                                  "'fence:' nor end with 'fence'");
+            else
+                snprintf(rb->prefix, sizeof rb->prefix, "%s", dv);
+        } else if (klen == 2 && !strncmp(q, "db", 2)) {
+            if (!parse_int(dv, strlen(dv), 0, 1000000, &n))
+                st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
+            else
+                rb->db = (int)n;
+        } else if ((klen == 18 && !strncmp(q, "connect_timeout_ms", 18)) ||
+                   (klen == 18 && !strncmp(q, "command_timeout_ms", 18))) {
+            if (!parse_int(dv, strlen(dv), 1, 3600000, &n))
+                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                  "%.18s must be 1..3600000 milliseconds", q);
+            else {
+                struct timeval *tv =
+                    q[1] == 'o' && q[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
+                tv->tv_sec = n / 1000;
+                tv->tv_usec = (n % 1000) * 1000;
+            }
+        } else if (klen == 13 && !strncmp(q, "password_file", 13)) {
+            free(*pwfile);
+            *pwfile = strdup(dv);
+        } else {
+            st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.*s'",
+                              (int)(klen > 40 ? 40 : klen), q);
+        }
+        free(dv);
+        if (st != SG_OK)
+            return st;
+        q = amp ? amp + 1 : NULL;
+    }
+    return SG_OK;
+}
+
+static sg_status parse_url(redis_backend *rb, const char *url, char **pwfile, sg_error *err)
+{
+    const char *q = strchr(url, '?');
+    size_t main_len = q ? (size_t)(q - url) : strlen(url);
+    if (q && parse_query(rb, q + 1, pwfile, err) != SG_OK)
+        return SG_ERROR;
+    if (!strncasecmp(url, "unix://", 7)) {
+        size_t n = main_len - 7;
+        if (n == 0 || url[7] != '/' || n >= sizeof rb->socket_path)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "unix:// URL needs an absolute socket path under 108 bytes");
+        memcpy(rb->socket_path, url + 7, n);
+        rb->socket_path[n] = '\0';
+        return SG_OK;
+    }
+    const char *p = url + 8; /* after redis:// */
+    const char *end = url + main_len;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *auth_end = NULL;
+    for (const char *s = p; s < (slash ? slash : end); s++)
+        if (*s == '@')
+            auth_end = s; /* the last '@' before the path */
+    if (auth_end) {
+        const char *colon = memchr(p, ':', (size_t)(auth_end - p));
+        if (!colon)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "Redis URL credentials must be [user]:password@");
+        if (colon > p) {
+            rb->user = pct_decode(p, (size_t)(colon - p));
+            if (!rb->user)
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed user in URL");
+        }
+        rb->password = pct_decode(colon + 1, (size_t)(auth_end - colon - 1));
+        if (!rb->password)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed password in URL");
+        p = auth_end + 1;
+    }
+    const char *host_end = slash ? slash : end;
+    const char *port_colon = NULL;
+    if (*p == '[') { /* [ipv6] */
+        const char *rb_ = memchr(p, ']', (size_t)(host_end - p));
+        if (!rb_)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed IPv6 host in URL");
+        if ((size_t)(rb_ - p - 1) >= sizeof rb->host)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
+        memcpy(rb->host, p + 1, (size_t)(rb_ - p - 1));
+        rb->host[rb_ - p - 1] = '\0';
+        if (rb_ + 1 < host_end) {
+            if (rb_[1] != ':')
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed host in URL");
+            port_colon = rb_ + 1;
+        }
+    } else {
+        port_colon = memchr(p, ':', (size_t)(host_end - p));
+        const char *he = port_colon ? port_colon : host_end;
+        if ((size_t)(he - p) >= sizeof rb->host)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
+        memcpy(rb->host, p, (size_t)(he - p));
+        rb->host[he - p] = '\0';
+    }
+    if (!rb->host[0])
+        snprintf(rb->host, sizeof rb->host, "127.0.0.1");
+    for (const char *h = rb->host; *h; h++)
+        if (*h == '%' || *h == '@' || *h == '/' || (unsigned char)*h <= ' ')
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "invalid host in Redis URL");
+    long n;
+    rb->port = 6379;
+    if (port_colon) {
+        if (!parse_int(port_colon + 1, (size_t)(host_end - port_colon - 1), 1, 65535, &n))
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "port must be 1..65535");
+        rb->port = (int)n;
+    }
+    if (slash && slash + 1 < end) {
+        if (!parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &n))
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "database must be a number");
+        rb->db = (int)n;
+    }
+    return SG_OK;
+}
+
+/* Fences go backwards if INCRs can be lost: warn, or refuse when asked. */
+static sg_status check_durability(redis_backend *rb, bool require, sg_error *err)
+{
+    redisContext *c = borrow(rb, err);
+    if (!c)
+        return SG_ERROR;
+    const char *names[3] = {"appendonly", "appendfsync", "maxmemory-policy"};
+    char values[3][64] = {"", "", ""};
+    bool readable = true;
+    for (int i = 0; i < 3 && readable; i++) {
+        redisReply *r = redisCommand(c, "CONFIG GET %s", names[i]);
+        if (!r) {
+            sg_status st = context_error(c, err, false);
+            give_back(rb, c);
+            return st;
+        }
+        if (r->type == REDIS_REPLY_ERROR && r->str &&
+            (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))) {
+            sg_status st = reply_error(r, err);
+            freeReplyObject(r);
+            give_back(rb, c);
+            return st;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[1]->type == REDIS_REPLY_STRING)
+            snprintf(values[i], sizeof values[i], "%s", r->element[1]->str);
+        else
+            readable = false; /* CONFIG renamed or denied */
+        freeReplyObject(r);
+    }
+    give_back(rb, c);
+    if (!readable) {
+        if (require)
+            return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE,
+                                "cannot verify fence durability (CONFIG GET refused) and "
+                                "durable fences are required");
+        sg_log(SG_LOG_INFO, "redis: CONFIG GET unavailable; fence durability not verified");
+        return SG_OK;
+    }
+    bool durable = !strcasecmp(values[0], "yes") && !strcasecmp(values[1], "always") &&
+                   (!strcasecmp(values[2], "noeviction") || !strncasecmp(values[2], "volatile-", 9));
+    if (durable)
+        return SG_OK;
+    if (require)
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE,
+                            "Redis may lose fence counters (appendonly=%s appendfsync=%s "
+                            "maxmemory-policy=%s); durable fences are required",
+                            values[0], values[1], values[2]);
+    sg_log(SG_LOG_WARN,
+           "redis: fencing tokens are not crash-safe on this server (appendonly=%s, "
+           "appendfsync=%s, maxmemory-policy=%s): a crash or eviction can make fences go "
+           "backwards. Use appendonly yes, appendfsync always, noeviction.",
+           values[0], values[1], values[2]);
+    return SG_OK;
+}
+
+sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+                        sg_error *err)
+{
+    sg_open_opts o = opts ? *opts : (sg_open_opts){0};
+    sg_backend *b = calloc(1, sizeof *b);
+    redis_backend *rb = calloc(1, sizeof *rb);
+    if (!b || !rb) {
+        free(b);
+        free(rb);
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    }
+    b->ops = &redis_ops;
+    b->impl = rb;
+    b->caps = (sg_capabilities){"redis", true, SG_TIME_SERVER};
+    pthread_mutex_init(&rb->mu, NULL);
+    pthread_cond_init(&rb->cv, NULL);
+    snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
+    int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
+    int mto = o.command_timeout_ms > 0 ? o.command_timeout_ms : 2000;
+    rb->connect_timeout = (struct timeval){cto / 1000, (cto % 1000) * 1000};
+    rb->command_timeout = (struct timeval){mto / 1000, (mto % 1000) * 1000};
+    for (int i = 0; i < S_COUNT; i++) {
+        unsigned char d[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), d);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
+            snprintf(rb->sha[i] + 2 * j, 3, "%02x", d[j]);
+    }
+
+    char *pwfile = NULL;
+    sg_status st = parse_url(rb, url, &pwfile, err);
+    if (st == SG_OK) {
+        char *pw = NULL;
+        if (o.password)
+            pw = strdup(o.password);
+        else if (!rb->password && pwfile)
+            pw = read_password_file(pwfile, err), st = pw ? SG_OK : SG_ERROR;
+        else if (!rb->password && getenv("SYNCGUARD_REDIS_PASSWORD"))
+            pw = strdup(getenv("SYNCGUARD_REDIS_PASSWORD"));
+        if (pw) {
+            free(rb->password);
+            rb->password = pw;
+        }
+    }
+    free(pwfile);
+    if (st == SG_OK)
+        st = check_durability(rb, o.require_durable_fences, err);
+    if (st != SG_OK) {
+        r_close(b);
+        return SG_ERROR;
+    }
+    *out = b;
+    return SG_OK;
+}

@@ -1,0 +1,182 @@
+/* lock.c — the public lock operations: validate input before any I/O, call
+ * the backend once, apply the unknown-outcome rule and sanitize lookups. */
+#include "syncguard.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void context(sg_error *err, const char *key, const char *lock_id)
+{
+    if (!err)
+        return;
+    if (key && !err->key[0])
+        snprintf(err->key, sizeof err->key, "%s", key);
+    if (lock_id && !err->lock_id[0] && sg_lock_id_valid(lock_id))
+        memcpy(err->lock_id, lock_id, SG_LOCK_ID_LEN + 1);
+}
+
+static sg_status check_lock_id(const char *lock_id, sg_error *err)
+{
+    if (!sg_lock_id_valid(lock_id))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "lockId must be 22 base64url characters");
+    return SG_OK;
+}
+
+sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
+                     sg_error *err)
+{
+    sg_error_clear(err);
+    char nkey[SG_KEY_MAX + 1];
+    if (sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, err) != SG_OK ||
+        sg_ttl_check(ttl_ms, err) != SG_OK) {
+        context(err, key && strlen(key) <= SG_KEY_MAX ? key : NULL, NULL);
+        return SG_ERROR;
+    }
+    char lock_id[SG_LOCK_ID_LEN + 1];
+    if (sg_lock_id_generate(lock_id, err) != SG_OK)
+        return SG_ERROR;
+    sg_lock got;
+    memset(&got, 0, sizeof got);
+    sg_error local;
+    sg_error *e = err ? err : &local;
+    sg_error_clear(e);
+    sg_status st = b->ops->acquire(b, nkey, lock_id, ttl_ms, &got, e);
+    if (st == SG_ERROR) {
+        context(e, nkey, lock_id);
+        if (e->unknown_outcome) {
+            /* The lock may exist under our lockId: release the ghost now,
+             * or a retry would contend with it until its TTL runs out. */
+            sg_error rel;
+            sg_error_clear(&rel);
+            if (b->ops->release(b, lock_id, &rel) == SG_ERROR)
+                sg_log(SG_LOG_WARN, "could not release lock %s after an unknown outcome: %s",
+                       lock_id, rel.message);
+        }
+        return SG_ERROR;
+    }
+    if (st == SG_OK) {
+        snprintf(got.key, sizeof got.key, "%s", nkey);
+        memcpy(got.lock_id, lock_id, sizeof lock_id);
+        if (out)
+            *out = got;
+    }
+    return st;
+}
+
+sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err)
+{
+    sg_error_clear(err);
+    if (check_lock_id(lock_id, err) != SG_OK)
+        return SG_ERROR;
+    sg_status st = b->ops->release(b, lock_id, err);
+    if (st == SG_ERROR)
+        context(err, NULL, lock_id);
+    return st;
+}
+
+sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
+                    int64_t *expires_at_ms, sg_error *err)
+{
+    sg_error_clear(err);
+    if (check_lock_id(lock_id, err) != SG_OK || sg_ttl_check(ttl_ms, err) != SG_OK)
+        return SG_ERROR;
+    int64_t exp = 0;
+    sg_status st = b->ops->extend(b, lock_id, ttl_ms, &exp, err);
+    if (st == SG_ERROR)
+        context(err, NULL, lock_id);
+    else if (st == SG_OK && expires_at_ms)
+        *expires_at_ms = exp;
+    return st;
+}
+
+sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
+{
+    sg_error_clear(err);
+    char nkey[SG_KEY_MAX + 1];
+    if (sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, err) != SG_OK)
+        return SG_ERROR;
+    bool l = false;
+    sg_status st = b->ops->is_locked(b, nkey, &l, err);
+    if (st == SG_ERROR)
+        context(err, nkey, NULL);
+    else if (locked)
+        *locked = l;
+    return st;
+}
+
+static void finish_info(sg_lock_info *info, bool raw)
+{
+    sg_key_hash(info->key, info->key_hash);
+    sg_key_hash(info->lock_id, info->lock_id_hash);
+    if (!raw) {
+        memset(info->key, 0, sizeof info->key);
+        memset(info->lock_id, 0, sizeof info->lock_id);
+    }
+}
+
+static sg_status lookup_key(sg_backend *b, const char *key, sg_lock_info *out, bool raw,
+                            sg_error *err)
+{
+    sg_error_clear(err);
+    char nkey[SG_KEY_MAX + 1];
+    if (sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, err) != SG_OK)
+        return SG_ERROR;
+    sg_lock_info info;
+    memset(&info, 0, sizeof info);
+    sg_status st = b->ops->lookup_key(b, nkey, &info, err);
+    if (st == SG_ERROR)
+        context(err, nkey, NULL);
+    if (st != SG_OK)
+        return st;
+    finish_info(&info, raw);
+    if (out)
+        *out = info;
+    return SG_OK;
+}
+
+static sg_status lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out, bool raw,
+                           sg_error *err)
+{
+    sg_error_clear(err);
+    if (check_lock_id(lock_id, err) != SG_OK)
+        return SG_ERROR;
+    sg_lock_info info;
+    memset(&info, 0, sizeof info);
+    sg_status st = b->ops->lookup_id(b, lock_id, &info, err);
+    if (st == SG_ERROR)
+        context(err, NULL, lock_id);
+    if (st != SG_OK)
+        return st;
+    finish_info(&info, raw);
+    if (out)
+        *out = info;
+    return SG_OK;
+}
+
+sg_status sg_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err)
+{
+    return lookup_key(b, key, out, false, err);
+}
+
+sg_status sg_lookup_key_raw(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err)
+{
+    return lookup_key(b, key, out, true, err);
+}
+
+sg_status sg_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out, sg_error *err)
+{
+    return lookup_id(b, lock_id, out, false, err);
+}
+
+sg_status sg_lookup_id_raw(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                           sg_error *err)
+{
+    return lookup_id(b, lock_id, out, true, err);
+}
+
+void sg_backend_close(sg_backend *b)
+{
+    if (b)
+        b->ops->close(b);
+}

@@ -1,0 +1,284 @@
+/* retry.c — acquisition with retries (SyncGuard's lock() in C), the
+ * scope-bound lock and the heartbeat helper. */
+#include "syncguard.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+sg_acquire_opts sg_acquire_opts_default(void)
+{
+    return (sg_acquire_opts){
+        .timeout_ms = 5000,
+        .max_retries = 10,
+        .retry_delay_ms = 100,
+        .backoff = SG_BACKOFF_EXPONENTIAL,
+        .jitter = SG_JITTER_EQUAL,
+    };
+}
+
+/* Zero fields take the defaults, so `sg_acquire_opts o = {0}` works. */
+static sg_acquire_opts effective(const sg_acquire_opts *o)
+{
+    sg_acquire_opts d = sg_acquire_opts_default();
+    if (!o)
+        return d;
+    sg_acquire_opts e = *o;
+    if (e.timeout_ms <= 0)
+        e.timeout_ms = d.timeout_ms;
+    if (e.max_retries == 0)
+        e.max_retries = d.max_retries;
+    else if (e.max_retries < 0)
+        e.max_retries = 0;
+    if (e.retry_delay_ms <= 0)
+        e.retry_delay_ms = d.retry_delay_ms;
+    return e;
+}
+
+int64_t sg_retry_delay_ms(const sg_acquire_opts *opts, int n, int64_t remaining_ms, double r)
+{
+    sg_acquire_opts o = effective(opts);
+    if (remaining_ms <= 0)
+        return 0;
+    double d = (double)o.retry_delay_ms;
+    if (o.backoff == SG_BACKOFF_EXPONENTIAL && n > 1)
+        for (int i = 1; i < n && d < 1e12; i++)
+            d *= 2;
+    if (o.max_delay_ms > 0 && d > (double)o.max_delay_ms)
+        d = (double)o.max_delay_ms;
+    if (r < 0 || r >= 1)
+        r = 0;
+    switch (o.jitter) {
+    case SG_JITTER_EQUAL: d = d / 2 + r * (d / 2); break;
+    case SG_JITTER_FULL: d = r * d; break;
+    case SG_JITTER_NONE: break;
+    }
+    int64_t ms = (int64_t)d;
+    return ms > remaining_ms ? remaining_ms : ms;
+}
+
+/* Uniform [0,1) from a per-thread generator seeded by getrandom. */
+static double uniform01(void)
+{
+    static _Thread_local uint64_t state;
+    if (state == 0) {
+        if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state || state == 0)
+            state = (uint64_t)sg_monotonic_ms() * 0x9E3779B97F4A7C15ULL + 1;
+    }
+    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) / 9007199254740992.0;
+}
+
+static bool aborted(const atomic_bool *flag)
+{
+    return flag && atomic_load(flag);
+}
+
+/* Sleep ms, waking every 10 ms to check the abort flag. false if aborted. */
+static bool sleep_abortable(int64_t ms, const atomic_bool *flag)
+{
+    int64_t end = sg_monotonic_ms() + ms;
+    for (;;) {
+        if (aborted(flag))
+            return false;
+        int64_t left = end - sg_monotonic_ms();
+        if (left <= 0)
+            return true;
+        int64_t slice = flag && left > 10 ? 10 : left;
+        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
+}
+
+sg_status sg_acquire_retry(sg_backend *b, const char *key, int64_t ttl_ms,
+                           const sg_acquire_opts *opts, sg_lock *out, sg_error *err)
+{
+    sg_acquire_opts o = effective(opts);
+    int64_t start = sg_monotonic_ms();
+    int attempts = o.max_retries + 1;
+    for (int n = 1;; n++) {
+        if (aborted(o.abort))
+            return sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
+        sg_status st = sg_acquire(b, key, ttl_ms, out, err);
+        if (st != SG_CONTENDED)
+            return st; /* acquired, or an error (validation, backend) */
+        int64_t remaining = o.timeout_ms - (sg_monotonic_ms() - start);
+        if (n >= attempts || remaining <= 0)
+            break;
+        if (!sleep_abortable(sg_retry_delay_ms(&o, n, remaining, uniform01()), o.abort))
+            return sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
+        if (sg_monotonic_ms() - start >= o.timeout_ms)
+            break;
+    }
+    sg_error_set(err, SG_E_ACQUISITION_TIMEOUT,
+                 "could not acquire %.64s within %lld ms (%d attempts at most)", key,
+                 (long long)o.timeout_ms, attempts);
+    if (err)
+        snprintf(err->key, sizeof err->key, "%s", key);
+    return SG_ERROR;
+}
+
+static void report_release_error(sg_release_error_fn fn, void *ud, const sg_error *e,
+                                 const sg_lock *lock)
+{
+    if (fn) {
+        fn(e, lock, ud);
+        return;
+    }
+    char buf[512];
+    sg_log(SG_LOG_WARN, "release of %.64s failed: %s", lock->key,
+           sg_error_format(e, buf, sizeof buf));
+}
+
+static void release_reporting(sg_backend *b, const sg_lock *lock, sg_release_error_fn fn,
+                              void *ud)
+{
+    sg_error e;
+    sg_status st = sg_release(b, lock->lock_id, &e);
+    if (st == SG_ERROR)
+        report_release_error(fn, ud, &e, lock);
+    else if (st == SG_ABSENT)
+        sg_log(SG_LOG_INFO, "lock %.64s had already expired or been released", lock->key);
+}
+
+sg_status sg_with_lock(sg_backend *b, const char *key, int64_t ttl_ms,
+                       const sg_acquire_opts *o, int (*fn)(const sg_lock *lock, void *arg),
+                       void *arg, int *fn_result, sg_error *err)
+{
+    sg_lock lock;
+    if (sg_acquire_retry(b, key, ttl_ms, o, &lock, err) != SG_OK)
+        return SG_ERROR;
+    int r = fn(&lock, arg);
+    release_reporting(b, &lock, o ? o->on_release_error : NULL, o ? o->ud : NULL);
+    if (fn_result)
+        *fn_result = r;
+    return SG_OK;
+}
+
+sg_status sg_hold(sg_backend *b, const char *key, int64_t ttl_ms, const sg_acquire_opts *o,
+                  sg_held *h, sg_error *err)
+{
+    memset(h, 0, sizeof *h);
+    if (sg_acquire_retry(b, key, ttl_ms, o, &h->lock, err) != SG_OK)
+        return SG_ERROR;
+    h->backend = b;
+    h->held = true;
+    h->on_release_error = o ? o->on_release_error : NULL;
+    h->ud = o ? o->ud : NULL;
+    return SG_OK;
+}
+
+void sg_held_release(sg_held *h)
+{
+    if (!h || !h->held)
+        return;
+    h->held = false;
+    release_reporting(h->backend, &h->lock, h->on_release_error, h->ud);
+}
+
+/* ---- heartbeat ---- */
+struct sg_heartbeat {
+    sg_backend *backend;
+    char lock_id[SG_LOCK_ID_LEN + 1];
+    int64_t ttl_ms, interval_ms;
+    sg_lost_fn on_lost;
+    void *ud;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop, lost;
+};
+
+static void *heartbeat_main(void *arg)
+{
+    sg_heartbeat *hb = arg;
+    pthread_mutex_lock(&hb->mu);
+    while (!hb->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += hb->interval_ms / 1000;
+        until.tv_nsec += (hb->interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!hb->stop && pthread_cond_timedwait(&hb->cv, &hb->mu, &until) != ETIMEDOUT)
+            ;
+        if (hb->stop)
+            break;
+        pthread_mutex_unlock(&hb->mu);
+        sg_error e;
+        sg_status st = sg_extend(hb->backend, hb->lock_id, hb->ttl_ms, NULL, &e);
+        pthread_mutex_lock(&hb->mu);
+        if (st != SG_OK) {
+            hb->lost = true;
+            if (st == SG_ABSENT)
+                sg_error_set(&e, SG_E_INTERNAL, "lock expired or was released elsewhere");
+            pthread_mutex_unlock(&hb->mu);
+            if (hb->on_lost)
+                hb->on_lost(hb->lock_id, &e, hb->ud);
+            return NULL;
+        }
+    }
+    pthread_mutex_unlock(&hb->mu);
+    return NULL;
+}
+
+sg_status sg_heartbeat_start(sg_backend *b, const char *lock_id, int64_t ttl_ms,
+                             int64_t interval_ms, sg_lost_fn on_lost, void *ud,
+                             sg_heartbeat **out, sg_error *err)
+{
+    if (!sg_lock_id_valid(lock_id))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "lockId must be 22 base64url characters");
+    if (sg_ttl_check(ttl_ms, err) != SG_OK)
+        return SG_ERROR;
+    sg_heartbeat *hb = calloc(1, sizeof *hb);
+    if (!hb)
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    hb->backend = b;
+    memcpy(hb->lock_id, lock_id, sizeof hb->lock_id);
+    hb->ttl_ms = ttl_ms;
+    hb->interval_ms = interval_ms > 0 ? interval_ms : (ttl_ms / 3 > 0 ? ttl_ms / 3 : 1);
+    hb->on_lost = on_lost;
+    hb->ud = ud;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&hb->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&hb->mu, NULL);
+    int rc = pthread_create(&hb->thread, NULL, heartbeat_main, hb);
+    if (rc != 0) {
+        pthread_cond_destroy(&hb->cv);
+        pthread_mutex_destroy(&hb->mu);
+        free(hb);
+        return sg_error_set(err, SG_E_INTERNAL, "cannot start heartbeat thread: %s",
+                            strerror(rc));
+    }
+    *out = hb;
+    return SG_OK;
+}
+
+bool sg_heartbeat_stop(sg_heartbeat *hb)
+{
+    if (!hb)
+        return false;
+    pthread_mutex_lock(&hb->mu);
+    hb->stop = true;
+    pthread_cond_signal(&hb->cv);
+    pthread_mutex_unlock(&hb->mu);
+    pthread_join(hb->thread, NULL);
+    bool alive = !hb->lost;
+    pthread_cond_destroy(&hb->cv);
+    pthread_mutex_destroy(&hb->mu);
+    free(hb);
+    return alive;
+}

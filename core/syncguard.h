@@ -1,0 +1,297 @@
+/* syncguard.h — the whole public API of libsyncguard.
+ *
+ * Conventions
+ * - Every operation returns an sg_status: SG_OK, a non-error outcome
+ *   (SG_CONTENDED, SG_ABSENT) or SG_ERROR; on SG_ERROR the caller-provided
+ *   sg_error is filled (code, message, context). `err` may be NULL.
+ * - Contention is a result, not an error.
+ * - Strings passed in are borrowed; results are written into caller-owned,
+ *   fixed-size structs (lockId 22 chars, fence 15 digits). Functions that
+ *   return heap memory say so; every *_free(NULL) / *_close(NULL) is a no-op.
+ * - The library never prints except through the log hook (sg_log_set).
+ * - Backend handles are safe to use from many threads at once.
+ */
+#ifndef SYNCGUARD_H
+#define SYNCGUARD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_VERSION "0.1.0"
+
+/* ---- Constants of the contract (SPEC section 3) ------------------------ */
+#define SG_KEY_MAX 512                 /* bytes of UTF-8 after NFC */
+#define SG_TTL_DEFAULT_MS 30000
+#define SG_TTL_MAX_MS 2147483647LL     /* 2^31 - 1 */
+#define SG_TOLERANCE_MS 1000           /* liveness tolerance */
+#define SG_LOCK_ID_LEN 22              /* base64url of 16 random bytes */
+#define SG_FENCE_LEN 15                /* zero-padded decimal digits */
+#define SG_FENCE_WARN UINT64_C(90000000000000) /* "090000000000000": log a warning above */
+#define SG_FENCE_MAX UINT64_C(900000000000000) /* above: acquisition fails Internal */
+#define SG_HASH_LEN 24                 /* keyHash / lockIdHash hex chars */
+
+/* ---- Errors -------------------------------------------------------------- */
+typedef enum sg_code {
+    SG_E_NONE = 0,
+    SG_E_ACQUISITION_TIMEOUT,
+    SG_E_SERVICE_UNAVAILABLE,
+    SG_E_AUTH_FAILED,
+    SG_E_INVALID_ARGUMENT,
+    SG_E_RATE_LIMITED,
+    SG_E_NETWORK_TIMEOUT,
+    SG_E_ABORTED,
+    SG_E_INTERNAL,
+} sg_code;
+
+typedef struct sg_error {
+    sg_code code;
+    bool unknown_outcome;        /* a mutation was sent; its effect is unknown */
+    char message[256];           /* human text, never contains secrets */
+    char key[SG_KEY_MAX + 1];    /* context: the user key, or "" */
+    char lock_id[SG_LOCK_ID_LEN + 1]; /* context: the lockId, or "" */
+    char cause[160];             /* context: underlying library/server text */
+} sg_error;
+
+typedef enum sg_status {
+    SG_ERROR = -1,
+    SG_OK = 0,        /* acquired / released / extended / found */
+    SG_CONTENDED = 1, /* acquire: the key is held by someone else */
+    SG_ABSENT = 2,    /* release/extend: not ours or not live; lookup: none */
+} sg_status;
+
+/* "AcquisitionTimeout", "ServiceUnavailable", ... (static string). */
+const char *sg_code_name(sg_code code);
+/* errno the filesystem reports for a code (EWOULDBLOCK, EIO, ...). */
+int sg_code_errno(sg_code code);
+/* Fill err (if non-NULL) and return SG_ERROR. printf-style message. */
+sg_status sg_error_set(sg_error *err, sg_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sg_error_clear(sg_error *err);
+/* "Code: message (key=..., lockId=..., cause=...)" into buf; returns buf. */
+const char *sg_error_format(const sg_error *err, char *buf, size_t size);
+
+/* ---- Logging hook ------------------------------------------------------- */
+typedef enum sg_log_level { SG_LOG_ERR, SG_LOG_WARN, SG_LOG_INFO, SG_LOG_DEBUG } sg_log_level;
+typedef void (*sg_log_fn)(sg_log_level level, const char *msg, void *ud);
+/* Default: WARN and ERR to stderr (DEBUG too when SYNCGUARD_DEBUG is set).
+ * fn NULL restores the default. */
+void sg_log_set(sg_log_fn fn, void *ud);
+void sg_log(sg_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Keys, lockIds, fences, time --------------------------------------- */
+/* Validate key (len bytes; UTF-8, no NUL, non-empty), NFC-normalize it into
+ * out (SG_KEY_MAX+1 bytes, NUL-terminated); *out_len gets its length. */
+sg_status sg_key_normalize(const char *key, size_t len, char out[SG_KEY_MAX + 1],
+                           size_t *out_len, sg_error *err);
+/* storage_key(prefix, key, limit, reserve): see SPEC section 3. The key is
+ * NFC-normalized (any length). Writes a NUL-terminated string into out. */
+sg_status sg_storage_key(const char *prefix, const char *key, size_t limit, size_t reserve,
+                         char *out, size_t out_size, sg_error *err);
+/* storage_key(prefix, "fence:" + base, limit, reserve). */
+sg_status sg_fence_key(const char *prefix, const char *base, size_t limit, size_t reserve,
+                       char *out, size_t out_size, sg_error *err);
+/* 16 bytes of getrandom() as 22 base64url chars + NUL. */
+sg_status sg_lock_id_generate(char out[SG_LOCK_ID_LEN + 1], sg_error *err);
+bool sg_lock_id_valid(const char *lock_id);
+/* base64url without padding of n bytes; out needs 4*ceil(n/3)+1 bytes. */
+void sg_base64url(const unsigned char *in, size_t n, char *out);
+/* 15-digit zero padded; value must be < 10^15. */
+void sg_fence_format(uint64_t fence, char out[SG_FENCE_LEN + 1]);
+/* Exactly 15 digits → value; else SG_ERROR (Internal: a corrupt fence). */
+sg_status sg_fence_parse(const char *s, uint64_t *out, sg_error *err);
+/* Thresholds: warns above SG_FENCE_WARN, fails Internal above SG_FENCE_MAX. */
+sg_status sg_fence_check(uint64_t fence, const char *key, sg_error *err);
+/* TTL: 1 .. 2^31-1 ms, else InvalidArgument. */
+sg_status sg_ttl_check(int64_t ttl_ms, sg_error *err);
+/* The one liveness predicate: expiresAtMs > nowMs - 1000. */
+static inline bool sg_is_live(int64_t expires_at_ms, int64_t now_ms)
+{
+    return expires_at_ms > now_ms - SG_TOLERANCE_MS;
+}
+int64_t sg_now_ms(void);       /* wall clock, ms since epoch */
+int64_t sg_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
+/* keyHash of SyncGuard: three 32-bit rolling hashes over UTF-16 code units. */
+void sg_key_hash(const char *s, char out[SG_HASH_LEN + 1]);
+
+/* ---- Locks and the backend interface ------------------------------------ */
+typedef struct sg_lock {
+    char key[SG_KEY_MAX + 1];          /* normalized key */
+    char lock_id[SG_LOCK_ID_LEN + 1];
+    char fence[SG_FENCE_LEN + 1];
+    int64_t acquired_at_ms;
+    int64_t expires_at_ms;             /* from the backend's time authority */
+} sg_lock;
+
+typedef struct sg_lock_info {
+    char key_hash[SG_HASH_LEN + 1];
+    char lock_id_hash[SG_HASH_LEN + 1];
+    char fence[SG_FENCE_LEN + 1];
+    int64_t acquired_at_ms;
+    int64_t expires_at_ms;
+    /* Only filled by the *_raw lookups (and by backends, before the core
+     * sanitizes them): */
+    char key[SG_KEY_MAX + 1];
+    char lock_id[SG_LOCK_ID_LEN + 1];
+} sg_lock_info;
+
+typedef enum sg_time_authority { SG_TIME_SERVER, SG_TIME_CLIENT } sg_time_authority;
+
+typedef struct sg_capabilities {
+    const char *name;             /* "redis", "postgres", "firestore", ... */
+    bool supports_fencing;
+    sg_time_authority time_authority;
+} sg_capabilities;
+
+typedef struct sg_backend sg_backend;
+
+/* What a backend implements. Keys arrive normalized and validated, lockIds
+ * validated, TTLs checked; each call is one attempt (no retry on
+ * contention). An acquire that fails after its request was sent sets
+ * err->unknown_outcome so the core can release the ghost. Lookups fill the
+ * raw fields of sg_lock_info; the core derives hashes and sanitizes. */
+typedef struct sg_backend_ops {
+    sg_status (*acquire)(sg_backend *b, const char *key, const char *lock_id, int64_t ttl_ms,
+                         sg_lock *out, sg_error *err);
+    sg_status (*release)(sg_backend *b, const char *lock_id, sg_error *err);
+    sg_status (*extend)(sg_backend *b, const char *lock_id, int64_t ttl_ms,
+                        int64_t *expires_at_ms, sg_error *err);
+    sg_status (*is_locked)(sg_backend *b, const char *key, bool *locked, sg_error *err);
+    sg_status (*lookup_key)(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
+    sg_status (*lookup_id)(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                           sg_error *err);
+    void (*close)(sg_backend *b);
+} sg_backend_ops;
+
+struct sg_backend {
+    const sg_backend_ops *ops;
+    sg_capabilities caps;
+    void *impl; /* the backend's own state */
+};
+
+/* Options common to every backend; unset fields (0/NULL) take defaults. */
+typedef struct sg_open_opts {
+    const char *password;        /* overrides the URL's; never logged */
+    int connect_timeout_ms;      /* default 2000 */
+    int command_timeout_ms;      /* default 2000 */
+    bool require_durable_fences; /* refuse a server that may lose fence INCRs */
+} sg_open_opts;
+
+/* Open a backend by URL scheme (redis://, unix://, postgres://,
+ * postgresql://, firestore://). *out is owned by the caller: sg_backend_close.
+ * Implemented by the backends part of libsyncguard (backends/registry.c). */
+sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+                          sg_error *err);
+void sg_backend_close(sg_backend *b);
+/* Comma-separated list of the schemes this build supports (static). */
+const char *sg_backend_schemes(void);
+
+/* ---- Lock operations (single attempt; validate input before any I/O) ----- */
+/* Generates the lockId. On an unknown outcome releases it (best effort)
+ * before returning the error. */
+sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
+                     sg_error *err);
+sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err);
+sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
+                    int64_t *expires_at_ms, sg_error *err);
+sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err);
+/* Sanitized: hashes only; key/lock_id fields are left empty. */
+sg_status sg_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
+sg_status sg_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out, sg_error *err);
+/* Raw: also the key and lockId. Handle with care (the lockId releases). */
+sg_status sg_lookup_key_raw(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
+sg_status sg_lookup_id_raw(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                           sg_error *err);
+
+/* ---- Retry helper: lock(fn, {key, ttlMs, acquisition}) ------------------ */
+typedef enum sg_backoff { SG_BACKOFF_EXPONENTIAL, SG_BACKOFF_FIXED } sg_backoff;
+typedef enum sg_jitter { SG_JITTER_EQUAL, SG_JITTER_FULL, SG_JITTER_NONE } sg_jitter;
+
+typedef void (*sg_release_error_fn)(const sg_error *err, const sg_lock *lock, void *ud);
+
+typedef struct sg_acquire_opts {
+    int64_t timeout_ms;        /* whole loop; default 5000 → AcquisitionTimeout */
+    int max_retries;           /* default 10 (up to 11 attempts); -1 = none */
+    int64_t retry_delay_ms;    /* default 100 */
+    int64_t max_delay_ms;      /* cap per delay; 0 = no cap */
+    sg_backoff backoff;        /* default exponential */
+    sg_jitter jitter;          /* default equal */
+    const atomic_bool *abort;  /* checked before each attempt and during sleeps */
+    sg_release_error_fn on_release_error; /* default: log (sg_log) */
+    void *ud;
+} sg_acquire_opts;
+
+/* Defaults as in SyncGuard. Zero-initialized opts mean these too. */
+sg_acquire_opts sg_acquire_opts_default(void);
+/* The delay before retry number n (1-based), given the remaining time and a
+ * uniform random value r in [0,1). Never more than remaining_ms. */
+int64_t sg_retry_delay_ms(const sg_acquire_opts *o, int n, int64_t remaining_ms, double r);
+/* Acquire with retries: SG_OK, or SG_ERROR (AcquisitionTimeout, Aborted or
+ * the backend error). */
+sg_status sg_acquire_retry(sg_backend *b, const char *key, int64_t ttl_ms,
+                           const sg_acquire_opts *o, sg_lock *out, sg_error *err);
+/* Run fn under the lock, then always release (failures → on_release_error).
+ * Returns SG_ERROR if the lock was not acquired; otherwise fn's return value
+ * is stored in *fn_result (if non-NULL) and SG_OK returned. */
+sg_status sg_with_lock(sg_backend *b, const char *key, int64_t ttl_ms,
+                       const sg_acquire_opts *o, int (*fn)(const sg_lock *lock, void *arg),
+                       void *arg, int *fn_result, sg_error *err);
+
+/* Scope-bound lock: released when the variable leaves scope.
+ *     SG_SCOPED sg_held h = {0};
+ *     if (sg_hold(b, "job", 30000, NULL, &h, &err) != SG_OK) ...            */
+typedef struct sg_held {
+    sg_backend *backend;
+    sg_lock lock;
+    bool held;
+    sg_release_error_fn on_release_error;
+    void *ud;
+} sg_held;
+sg_status sg_hold(sg_backend *b, const char *key, int64_t ttl_ms, const sg_acquire_opts *o,
+                  sg_held *h, sg_error *err);
+void sg_held_release(sg_held *h);
+#define SG_SCOPED __attribute__((cleanup(sg_held_release)))
+
+/* Heartbeat: a thread extending lock_id by ttl_ms every interval_ms (default
+ * ttl/3) until stopped or an extend fails (then on_lost runs once, from the
+ * heartbeat thread). *out is owned by the caller: sg_heartbeat_stop. */
+typedef struct sg_heartbeat sg_heartbeat;
+typedef void (*sg_lost_fn)(const char *lock_id, const sg_error *err, void *ud);
+sg_status sg_heartbeat_start(sg_backend *b, const char *lock_id, int64_t ttl_ms,
+                             int64_t interval_ms, sg_lost_fn on_lost, void *ud,
+                             sg_heartbeat **out, sg_error *err);
+/* Stops and frees; returns true if the lock was still being renewed. */
+bool sg_heartbeat_stop(sg_heartbeat *hb);
+
+/* ---- Telemetry decorator ------------------------------------------------ */
+typedef enum sg_event_type {
+    SG_EV_ACQUIRE, SG_EV_RELEASE, SG_EV_EXTEND, SG_EV_IS_LOCKED, SG_EV_LOOKUP
+} sg_event_type;
+
+typedef struct sg_event {
+    sg_event_type type;
+    bool ok;                          /* result: ok | fail */
+    const char *reason;               /* NULL, "locked", "expired", "not-found" */
+    char key_hash[SG_HASH_LEN + 1];   /* "" when not known */
+    char lock_id_hash[SG_HASH_LEN + 1];
+    const char *key;                  /* raw, only with include_raw */
+    const char *lock_id;              /* raw, only with include_raw */
+    const sg_error *error;            /* set when the operation failed */
+} sg_event;
+
+typedef void (*sg_event_fn)(const sg_event *ev, void *ud);
+/* Wrap inner (ownership passes to the wrapper: closing it closes inner).
+ * Returns NULL on allocation failure (inner is then left untouched). */
+sg_backend *sg_with_telemetry(sg_backend *inner, sg_event_fn on_event, void *ud,
+                              bool include_raw);
+const char *sg_event_type_name(sg_event_type t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,131 @@
+/* telemetry.c — opt-in decorator: wraps any backend and reports each
+ * operation to a callback. An unwrapped backend pays nothing. */
+#include "syncguard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct telemetry {
+    sg_backend *inner;
+    sg_event_fn on_event;
+    void *ud;
+    bool include_raw;
+} telemetry;
+
+static void emit(sg_backend *b, sg_event_type type, sg_status st, const char *key,
+                 const char *lock_id, const sg_error *err)
+{
+    telemetry *t = b->impl;
+    sg_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.ok = st == SG_OK;
+    if (st == SG_CONTENDED)
+        ev.reason = "locked";
+    else if (st == SG_ABSENT)
+        ev.reason = "not-found";
+    if (key)
+        sg_key_hash(key, ev.key_hash);
+    if (lock_id)
+        sg_key_hash(lock_id, ev.lock_id_hash);
+    if (t->include_raw) {
+        ev.key = key;
+        ev.lock_id = lock_id;
+    }
+    ev.error = st == SG_ERROR ? err : NULL;
+    /* The callback's own failures cannot reach the caller: its return is
+     * void and the operation's result is already decided. */
+    t->on_event(&ev, t->ud);
+}
+
+static sg_backend *inner(sg_backend *b)
+{
+    return ((telemetry *)b->impl)->inner;
+}
+
+static sg_status t_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
+                           sg_lock *out, sg_error *err)
+{
+    sg_status st = inner(b)->ops->acquire(inner(b), key, lock_id, ttl, out, err);
+    emit(b, SG_EV_ACQUIRE, st, key, lock_id, err);
+    return st;
+}
+
+static sg_status t_release(sg_backend *b, const char *lock_id, sg_error *err)
+{
+    sg_status st = inner(b)->ops->release(inner(b), lock_id, err);
+    emit(b, SG_EV_RELEASE, st, NULL, lock_id, err);
+    return st;
+}
+
+static sg_status t_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
+                          sg_error *err)
+{
+    sg_status st = inner(b)->ops->extend(inner(b), lock_id, ttl, exp, err);
+    emit(b, SG_EV_EXTEND, st, NULL, lock_id, err);
+    return st;
+}
+
+static sg_status t_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
+{
+    sg_status st = inner(b)->ops->is_locked(inner(b), key, locked, err);
+    emit(b, SG_EV_IS_LOCKED, st, key, NULL, err);
+    return st;
+}
+
+static sg_status t_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
+                              sg_error *err)
+{
+    sg_status st = inner(b)->ops->lookup_key(inner(b), key, out, err);
+    emit(b, SG_EV_LOOKUP, st, key, NULL, err);
+    return st;
+}
+
+static sg_status t_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                             sg_error *err)
+{
+    sg_status st = inner(b)->ops->lookup_id(inner(b), lock_id, out, err);
+    emit(b, SG_EV_LOOKUP, st, NULL, lock_id, err);
+    return st;
+}
+
+static void t_close(sg_backend *b)
+{
+    sg_backend_close(inner(b));
+    free(b->impl);
+    free(b);
+}
+
+static const sg_backend_ops telemetry_ops = {
+    .acquire = t_acquire,
+    .release = t_release,
+    .extend = t_extend,
+    .is_locked = t_is_locked,
+    .lookup_key = t_lookup_key,
+    .lookup_id = t_lookup_id,
+    .close = t_close,
+};
+
+sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bool include_raw)
+{
+    if (!in || !on_event)
+        return NULL;
+    sg_backend *b = calloc(1, sizeof *b);
+    telemetry *t = calloc(1, sizeof *t);
+    if (!b || !t) {
+        free(b);
+        free(t);
+        return NULL;
+    }
+    *t = (telemetry){in, on_event, ud, include_raw};
+    b->ops = &telemetry_ops;
+    b->caps = in->caps;
+    b->impl = t;
+    return b;
+}
+
+const char *sg_event_type_name(sg_event_type type)
+{
+    static const char *const names[] = {"acquire", "release", "extend", "isLocked", "lookup"};
+    return (unsigned)type < 5 ? names[type] : "unknown";
+}

@@ -1,0 +1,622 @@
+/* test_redis.c — the Redis backend against a real redis-server.
+ * scripts/test starts the main server (SG_TEST_REDIS_URL / SG_TEST_REDIS_PORT,
+ * AOF with appendfsync always); tests that kill or reconfigure a server start
+ * their own through scripts/redis-ctl on SG_TEST_REDIS_PORT_BASE + n. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "syncguard.h"
+
+static const char *url;
+static int port;
+static sg_backend *B;
+static redisContext *R; /* a plain client for checking the stored layout */
+
+static void msleep(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+static void ctl(const char *fmt, ...)
+{
+    char args[512], cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s", getenv("SG_REDIS_CTL"), args);
+    if (system(cmd) != 0)
+        fail_msg("redis-ctl failed: %s", cmd);
+}
+
+static int private_port(int n)
+{
+    return atoi(getenv("SG_TEST_REDIS_PORT_BASE")) + n;
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(R, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    url = getenv("SG_TEST_REDIS_URL");
+    const char *p = getenv("SG_TEST_REDIS_PORT");
+    if (!url || !p || !getenv("SG_REDIS_CTL")) {
+        fprintf(stderr, "test_redis: SG_TEST_REDIS_URL/SG_TEST_REDIS_PORT/SG_REDIS_CTL not set: "
+                        "run through scripts/test, which starts redis-server\n");
+        return -1;
+    }
+    port = atoi(p);
+    sg_error err;
+    if (sg_backend_open(url, NULL, &B, &err) != SG_OK) {
+        fprintf(stderr, "cannot open %s: %s\n", url, err.message);
+        return -1;
+    }
+    R = redisConnect("127.0.0.1", port);
+    return R && !R->err ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sg_backend_close(B);
+    redisFree(R);
+    return 0;
+}
+
+static void full_lifecycle(void **state)
+{
+    (void)state;
+    sg_lock lock;
+    sg_error err;
+    bool locked = false;
+    assert_int_equal(sg_acquire(B, "life:1", 10000, &lock, &err), SG_OK);
+    assert_true(sg_lock_id_valid(lock.lock_id));
+    assert_int_equal(lock.expires_at_ms - lock.acquired_at_ms, 10000);
+    assert_true(llabs(lock.acquired_at_ms - sg_now_ms()) < 5000);
+    assert_int_equal(sg_is_locked(B, "life:1", &locked, &err), SG_OK);
+    assert_true(locked);
+    int64_t exp = 0;
+    assert_int_equal(sg_extend(B, lock.lock_id, 20000, &exp, &err), SG_OK);
+    assert_true(exp > lock.expires_at_ms);
+    assert_int_equal(sg_release(B, lock.lock_id, &err), SG_OK);
+    assert_int_equal(sg_is_locked(B, "life:1", &locked, &err), SG_OK);
+    assert_false(locked);
+    assert_int_equal(sg_acquire(B, "life:1", 10000, &lock, &err), SG_OK);
+    assert_int_equal(sg_release(B, lock.lock_id, &err), SG_OK);
+}
+
+static void contention_reports_locked(void **state)
+{
+    (void)state;
+    sg_lock a, b;
+    assert_int_equal(sg_acquire(B, "contended", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_acquire(B, "contended", 10000, &b, NULL), SG_CONTENDED);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    assert_int_equal(sg_acquire(B, "contended", 10000, &b, NULL), SG_OK);
+    assert_int_equal(sg_release(B, b.lock_id, NULL), SG_OK);
+}
+
+static void release_never_deletes_other_owners_lock(void **state)
+{
+    (void)state;
+    sg_lock a;
+    char other[SG_LOCK_ID_LEN + 1];
+    assert_int_equal(sg_acquire(B, "owned", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_lock_id_generate(other, NULL), SG_OK);
+    assert_int_equal(sg_release(B, other, NULL), SG_ABSENT);
+    assert_int_equal(sg_extend(B, other, 50000, NULL, NULL), SG_ABSENT);
+    /* a stale index pointing at this lock does not make another lockId its owner */
+    redisReply *r = cmd("SET syncguard:id:%s syncguard:owned PX 10000", other);
+    freeReplyObject(r);
+    assert_int_equal(sg_release(B, other, NULL), SG_ABSENT);
+    assert_int_equal(sg_extend(B, other, 50000, NULL, NULL), SG_ABSENT);
+    bool locked = false;
+    assert_int_equal(sg_is_locked(B, "owned", &locked, NULL), SG_OK);
+    assert_true(locked);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+}
+
+static void double_release_is_absent(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "double", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_ABSENT);
+}
+
+static void extend_replaces_ttl_and_keeps_unknown_fields(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "ext", 60000, &a, NULL), SG_OK);
+    /* a field SyncGuard does not know survives extend */
+    redisReply *r = cmd("EVAL %s 1 syncguard:ext",
+                        "local d = cjson.decode(redis.call('GET', KEYS[1])) d.extra = 'x' "
+                        "redis.call('SET', KEYS[1], cjson.encode(d), 'KEEPTTL') return 1");
+    freeReplyObject(r);
+    int64_t exp = 0;
+    assert_int_equal(sg_extend(B, a.lock_id, 2000, &exp, NULL), SG_OK);
+    assert_true(exp < a.expires_at_ms); /* replaced, not added */
+    assert_true(exp - sg_now_ms() <= 2000 + 1000);
+    r = cmd("PTTL syncguard:ext");
+    assert_true(r->integer > 0 && r->integer <= 2000);
+    freeReplyObject(r);
+    r = cmd("PTTL syncguard:id:%s", a.lock_id);
+    assert_true(r->integer > 0 && r->integer <= 2000);
+    freeReplyObject(r);
+    r = cmd("GET syncguard:ext");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "\"extra\":\"x\""));
+    freeReplyObject(r);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+}
+
+static void extend_never_resurrects_an_expired_lock(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "resurrect", 100, &a, NULL), SG_OK);
+    msleep(250);
+    assert_int_equal(sg_extend(B, a.lock_id, 60000, NULL, NULL), SG_ABSENT);
+    bool locked = true;
+    assert_int_equal(sg_is_locked(B, "resurrect", &locked, NULL), SG_OK);
+    assert_false(locked);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_ABSENT);
+}
+
+static void expiry_is_exactly_the_ttl(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "expiry", 400, &a, NULL), SG_OK);
+    assert_int_equal(a.expires_at_ms - a.acquired_at_ms, 400);
+    redisReply *r = cmd("PTTL syncguard:expiry");
+    assert_true(r->integer > 0 && r->integer <= 400);
+    freeReplyObject(r);
+    /* Redis deletes the key at expiresAtMs: poll until gone, check when */
+    bool locked = true;
+    while (locked) {
+        assert_int_equal(sg_is_locked(B, "expiry", &locked, NULL), SG_OK);
+        if (locked)
+            msleep(5);
+    }
+    r = cmd("TIME");
+    int64_t now = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    assert_true(now >= a.expires_at_ms);
+    assert_true(now < a.expires_at_ms + 200);
+    assert_int_equal(sg_acquire(B, "expiry", 400, &a, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+}
+
+static void fences_increase_per_key_and_are_independent(void **state)
+{
+    (void)state;
+    char prev_a[16] = "", prev_b[16] = "";
+    for (int i = 0; i < 20; i++) {
+        sg_lock a, b;
+        assert_int_equal(sg_acquire(B, "fence-a", 10000, &a, NULL), SG_OK);
+        assert_int_equal(strlen(a.fence), 15);
+        assert_true(strcmp(a.fence, prev_a) > 0);
+        strcpy(prev_a, a.fence);
+        assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+        if (i % 4 == 0) {
+            assert_int_equal(sg_acquire(B, "fence-b", 10000, &b, NULL), SG_OK);
+            assert_true(strcmp(b.fence, prev_b) > 0);
+            strcpy(prev_b, b.fence);
+            assert_int_equal(sg_release(B, b.lock_id, NULL), SG_OK);
+        }
+    }
+    uint64_t fa, fb;
+    sg_fence_parse(prev_a, &fa, NULL);
+    sg_fence_parse(prev_b, &fb, NULL);
+    assert_true(fa >= 20 && fb >= 5 && fa != fb);
+    /* the counter key has no TTL and survives the lock */
+    redisReply *r = cmd("PTTL syncguard:fence:syncguard:fence-a");
+    assert_int_equal(r->integer, -1);
+    freeReplyObject(r);
+}
+
+static void stored_layout_matches_syncguard(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "payment:123", 10000, &a, NULL), SG_OK);
+    redisReply *r = cmd("GET syncguard:payment:123");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char want[128];
+    snprintf(want, sizeof want, "\"lockId\":\"%s\"", a.lock_id);
+    assert_non_null(strstr(r->str, want));
+    snprintf(want, sizeof want, "\"fence\":\"%s\"", a.fence);
+    assert_non_null(strstr(r->str, want));
+    snprintf(want, sizeof want, "\"expiresAtMs\":%lld", (long long)a.expires_at_ms);
+    assert_non_null(strstr(r->str, want));
+    snprintf(want, sizeof want, "\"acquiredAtMs\":%lld", (long long)a.acquired_at_ms);
+    assert_non_null(strstr(r->str, want));
+    assert_non_null(strstr(r->str, "\"key\":\"payment:123\""));
+    freeReplyObject(r);
+    r = cmd("GET syncguard:id:%s", a.lock_id);
+    assert_string_equal(r->str, "syncguard:payment:123");
+    freeReplyObject(r);
+    r = cmd("GET syncguard:fence:syncguard:payment:123");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    uint64_t f;
+    sg_fence_parse(a.fence, &f, NULL);
+    assert_int_equal(strtoull(r->str, NULL, 10), f);
+    freeReplyObject(r);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    /* a long key is stored under the hashed storage key */
+    char key[600];
+    memset(key, 'a', 512);
+    key[512] = 0;
+    assert_int_equal(sg_acquire(B, key, 10000, &a, NULL), SG_OK);
+    sg_lock_info info;
+    assert_int_equal(sg_lookup_key_raw(B, key, &info, NULL), SG_OK);
+    assert_string_equal(info.key, key);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+}
+
+static void reserved_keys_are_rejected_and_counters_survive(void **state)
+{
+    (void)state;
+    sg_lock a;
+    sg_error err;
+    assert_int_equal(sg_acquire(B, "victim", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    redisReply *r = cmd("GET syncguard:fence:syncguard:victim");
+    char before[32];
+    snprintf(before, sizeof before, "%s", r->str);
+    freeReplyObject(r);
+    assert_int_equal(sg_acquire(B, "fence:syncguard:victim", 10000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    char idkey[40];
+    snprintf(idkey, sizeof idkey, "id:%s", "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_int_equal(sg_acquire(B, idkey, 10000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(sg_lookup_key(B, "fence:syncguard:victim", NULL, &err), SG_ERROR);
+    r = cmd("GET syncguard:fence:syncguard:victim");
+    assert_string_equal(r->str, before);
+    r->integer = 0;
+    freeReplyObject(r);
+    r = cmd("PTTL syncguard:fence:syncguard:victim");
+    assert_int_equal(r->integer, -1);
+    freeReplyObject(r);
+    /* ordinary look-alikes stay valid */
+    assert_int_equal(sg_acquire(B, "id:42", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    assert_int_equal(sg_acquire(B, "fence", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+}
+
+static void lookups_are_sanitized_and_empty_after_expiry(void **state)
+{
+    (void)state;
+    sg_lock a;
+    sg_lock_info info;
+    assert_int_equal(sg_acquire(B, "look", 10000, &a, NULL), SG_OK);
+    assert_int_equal(sg_lookup_key(B, "look", &info, NULL), SG_OK);
+    assert_string_equal(info.key, "");
+    assert_string_equal(info.lock_id, "");
+    assert_string_equal(info.fence, a.fence);
+    assert_int_equal(info.expires_at_ms, a.expires_at_ms);
+    assert_int_equal(info.acquired_at_ms, a.acquired_at_ms);
+    char h[SG_HASH_LEN + 1];
+    sg_key_hash("look", h);
+    assert_string_equal(info.key_hash, h);
+    assert_int_equal(sg_lookup_id(B, a.lock_id, &info, NULL), SG_OK);
+    sg_key_hash(a.lock_id, h);
+    assert_string_equal(info.lock_id_hash, h);
+    assert_int_equal(sg_lookup_id_raw(B, a.lock_id, &info, NULL), SG_OK);
+    assert_string_equal(info.lock_id, a.lock_id);
+    assert_string_equal(info.key, "look");
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    assert_int_equal(sg_lookup_key(B, "look", &info, NULL), SG_ABSENT);
+    assert_int_equal(sg_lookup_id(B, a.lock_id, &info, NULL), SG_ABSENT);
+    assert_int_equal(sg_acquire(B, "look", 50, &a, NULL), SG_OK);
+    msleep(120);
+    assert_int_equal(sg_lookup_key(B, "look", &info, NULL), SG_ABSENT);
+    assert_int_equal(sg_lookup_id(B, a.lock_id, &info, NULL), SG_ABSENT);
+}
+
+static void hostile_stored_data_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "not json", "{\"lockId\":5}", "[]", "{\"expiresAtMs\":\"soon\"}",
+        "{\"lockId\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"expiresAtMs\":99999999999999,"
+        "\"acquiredAtMs\":1,\"key\":\"hostile\",\"fence\":42}",
+        "{\"lockId\":\"../etc\",\"expiresAtMs\":99999999999999,\"acquiredAtMs\":1,"
+        "\"key\":\"hostile\",\"fence\":\"000000000000001\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        freeReplyObject(cmd("SET syncguard:hostile %s PX 10000", bad[i]));
+        sg_lock_info info;
+        sg_error err;
+        sg_status st = sg_lookup_key(B, "hostile", &info, &err);
+        assert_int_equal(st, SG_ERROR);
+        assert_int_equal(err.code, SG_E_INTERNAL);
+        sg_lock a;
+        st = sg_acquire(B, "hostile", 1000, &a, &err);
+        assert_true(st == SG_ERROR || st == SG_CONTENDED);
+    }
+    freeReplyObject(cmd("DEL syncguard:hostile"));
+}
+
+static void invalid_input_is_rejected_before_any_io(void **state)
+{
+    (void)state;
+    /* a backend whose server is gone: only validation can answer */
+    int p = private_port(1);
+    ctl("start noio %d", p);
+    char u[64];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    ctl("stop noio");
+    assert_int_equal(sg_acquire(b, "", 1000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(sg_acquire(b, "k", 0, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(sg_release(b, "nope", &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(sg_extend(b, "AAAAAAAAAAAAAAAAAAAAAA", 0, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    /* and a real call now fails as the outage it is */
+    assert_int_equal(sg_acquire(b, "k", 1000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    sg_backend_close(b);
+}
+
+static void bad_urls_are_invalid_argument(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "redis://127.0.0.1:0",       "redis://127.0.0.1:99999",  "redis://127.0.0.1:abc",
+        "redis://127.0.0.1:1/x",     "redis://h?prefix=a:fence:b", "redis://h?prefix=myfence",
+        "redis://h?bogus=1",         "redis://h?db",               "unix://relative.sock",
+        "redis://:pa%zzss@h",        "redis://:pa%00ss@h",         "redis://h?command_timeout_ms=0",
+        "ftp://x",                   "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sg_backend *b = NULL;
+        sg_error err;
+        assert_int_equal(sg_backend_open(bad[i], NULL, &b, &err), SG_ERROR);
+        if (err.code != SG_E_INVALID_ARGUMENT)
+            fail_msg("%s: %s", bad[i], err.message);
+        assert_null(b);
+    }
+}
+
+static void password_protected_server(void **state)
+{
+    (void)state;
+    int p = private_port(2);
+    ctl("start auth %d --requirepass s3cret", p);
+    char u[128];
+    sg_backend *b = NULL;
+    sg_error err;
+    snprintf(u, sizeof u, "redis://:wrong@127.0.0.1:%d", p);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    assert_null(strstr(err.message, "wrong"));
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    snprintf(u, sizeof u, "redis://:s3cret@127.0.0.1:%d/2", p);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "authed", 1000, &a, &err), SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    /* from the environment, and from a file */
+    setenv("SYNCGUARD_REDIS_PASSWORD", "s3cret", 1);
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_backend_close(b);
+    unsetenv("SYNCGUARD_REDIS_PASSWORD");
+    char path[] = "/tmp/sg-pw-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(write(fd, "s3cret\n", 7) == 7);
+    close(fd);
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d?password_file=%s", p, path);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_backend_close(b);
+    unlink(path);
+    ctl("stop auth");
+}
+
+static void fences_survive_kill9_with_appendfsync_always(void **state)
+{
+    (void)state;
+    int p = private_port(3);
+    ctl("start durable %d --appendonly yes --appendfsync always", p);
+    char u[64];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    sg_backend *b;
+    sg_error err;
+    sg_open_opts o = {.require_durable_fences = true};
+    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
+    sg_lock a;
+    char last[16] = "";
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_OK);
+        strcpy(last, a.fence);
+        assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    }
+    ctl("kill9 durable");
+    assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    ctl("restart durable");
+    /* the first call after the restart may still see the dead connection */
+    sg_status st = SG_ERROR;
+    for (int i = 0; i < 3 && st != SG_OK; i++)
+        st = sg_acquire(b, "durable", 10000, &a, &err);
+    assert_int_equal(st, SG_OK);
+    assert_true(strcmp(a.fence, last) > 0);
+    sg_backend_close(b);
+    ctl("stop durable");
+}
+
+static void non_durable_server_warns_or_is_refused(void **state)
+{
+    (void)state;
+    int p = private_port(4);
+    ctl("start volatile %d --appendonly no --maxmemory-policy allkeys-lru", p);
+    char u[64];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    sg_backend *b = NULL;
+    sg_error err;
+    sg_open_opts o = {.require_durable_fences = true};
+    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_ERROR);
+    assert_non_null(strstr(err.message, "allkeys-lru"));
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK); /* warns only */
+    sg_backend_close(b);
+    ctl("stop volatile");
+}
+
+static void outage_then_recovery(void **state)
+{
+    (void)state;
+    int p = private_port(5);
+    ctl("start outage %d", p);
+    char u[64];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d?connect_timeout_ms=500", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "outage", 10000, &a, &err), SG_OK);
+    ctl("stop outage");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sg_acquire(b, "outage2", 10000, NULL, &err), SG_ERROR);
+        assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    }
+    ctl("restart outage");
+    sg_status st = SG_ERROR;
+    for (int i = 0; i < 3 && st != SG_OK; i++)
+        st = sg_acquire(b, "outage2", 10000, &a, &err);
+    assert_int_equal(st, SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    ctl("stop outage");
+}
+
+static void command_timeout_is_network_timeout(void **state)
+{
+    (void)state;
+    int p = private_port(6);
+    ctl("start slow %d --enable-debug-command yes", p);
+    char u[96];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d?command_timeout_ms=100", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    redisContext *c = redisConnect("127.0.0.1", p);
+    redisAppendCommand(c, "DEBUG SLEEP 0.6");
+    int done = 0;
+    redisBufferWrite(c, &done);
+    msleep(50);
+    assert_int_equal(sg_acquire(b, "slow", 10000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_NETWORK_TIMEOUT);
+    assert_true(err.unknown_outcome);
+    redisReply *r;
+    assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+    freeReplyObject(r);
+    redisFree(c);
+    /* the backend works again afterwards on a fresh connection */
+    sg_lock a;
+    sg_status st = SG_ERROR;
+    for (int i = 0; i < 50 && st != SG_OK; i++) {
+        st = sg_acquire(b, "slow-after", 10000, &a, &err);
+        if (st != SG_OK)
+            msleep(50);
+    }
+    assert_int_equal(st, SG_OK);
+    sg_backend_close(b);
+    ctl("stop slow");
+}
+
+/* many threads contending on one key never both hold it */
+static atomic_int inside, max_inside, sections;
+static void *contender(void *arg)
+{
+    (void)arg;
+    sg_acquire_opts o = {.timeout_ms = 20000, .retry_delay_ms = 2, .max_delay_ms = 20,
+                         .max_retries = 100000};
+    for (int i = 0; i < 25; i++) {
+        sg_lock lock;
+        sg_error err;
+        if (sg_acquire_retry(B, "mutex", 10000, &o, &lock, &err) != SG_OK)
+            fail_msg("acquire failed: %s", err.message);
+        int now = atomic_fetch_add(&inside, 1) + 1;
+        int m = atomic_load(&max_inside);
+        while (now > m && !atomic_compare_exchange_weak(&max_inside, &m, now))
+            ;
+        usleep(200);
+        atomic_fetch_sub(&inside, 1);
+        atomic_fetch_add(&sections, 1);
+        if (sg_release(B, lock.lock_id, &err) != SG_OK)
+            fail_msg("release failed");
+    }
+    return NULL;
+}
+
+static void many_threads_never_both_hold(void **state)
+{
+    (void)state;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, contender, NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&max_inside), 1);
+    assert_int_equal(atomic_load(&sections), 200);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_lifecycle),
+        cmocka_unit_test(contention_reports_locked),
+        cmocka_unit_test(release_never_deletes_other_owners_lock),
+        cmocka_unit_test(double_release_is_absent),
+        cmocka_unit_test(extend_replaces_ttl_and_keeps_unknown_fields),
+        cmocka_unit_test(extend_never_resurrects_an_expired_lock),
+        cmocka_unit_test(expiry_is_exactly_the_ttl),
+        cmocka_unit_test(fences_increase_per_key_and_are_independent),
+        cmocka_unit_test(stored_layout_matches_syncguard),
+        cmocka_unit_test(reserved_keys_are_rejected_and_counters_survive),
+        cmocka_unit_test(lookups_are_sanitized_and_empty_after_expiry),
+        cmocka_unit_test(hostile_stored_data_is_an_error_not_a_crash),
+        cmocka_unit_test(invalid_input_is_rejected_before_any_io),
+        cmocka_unit_test(bad_urls_are_invalid_argument),
+        cmocka_unit_test(password_protected_server),
+        cmocka_unit_test(fences_survive_kill9_with_appendfsync_always),
+        cmocka_unit_test(non_durable_server_warns_or_is_refused),
+        cmocka_unit_test(outage_then_recovery),
+        cmocka_unit_test(command_timeout_is_network_timeout),
+        cmocka_unit_test(many_threads_never_both_hold),
+    };
+    return cmocka_run_group_tests_name("redis", tests, group_setup, group_teardown);
+}
