@@ -93,9 +93,32 @@ static const char LOOKUP_ID_LUA[] =
     "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return nil end\n"
     "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
 
-enum { S_ACQUIRE, S_RELEASE, S_EXTEND, S_LOOKUP_KEY, S_LOOKUP_ID, S_COUNT };
-static const char *const scripts[S_COUNT] = {ACQUIRE_LUA, RELEASE_LUA, EXTEND_LUA,
-                                             LOOKUP_KEY_LUA, LOOKUP_ID_LUA};
+/* ARGV cursor, match pattern, count, "prefix:" (or ""), tolerance
+ * → {next cursor, user keys of live locks...}. Skips index and counter keys
+ * and anything that is not a lock record. */
+static const char LIST_LUA[] =
+    LUA_NOW
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
+    "local out = {r[1]}\n"
+    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:'\n"
+    "for _, k in ipairs(r[2]) do\n"
+    "  if string.sub(k, 1, #idp) ~= idp and string.sub(k, 1, #fp) ~= fp then\n"
+    "    local v = redis.pcall('GET', k)\n"
+    "    if type(v) == 'string' then\n"
+    "      local ok, d = pcall(cjson.decode, v)\n"
+    "      if ok and type(d) == 'table' and type(d.key) == 'string' and\n"
+    "         type(d.lockId) == 'string' and type(d.expiresAtMs) == 'number' and\n"
+    "         d.expiresAtMs > now - tonumber(ARGV[5]) then\n"
+    "        out[#out + 1] = d.key\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+enum { S_ACQUIRE, S_RELEASE, S_EXTEND, S_LOOKUP_KEY, S_LOOKUP_ID, S_LIST, S_COUNT };
+static const char *const scripts[S_COUNT] = {ACQUIRE_LUA,    RELEASE_LUA,   EXTEND_LUA,
+                                             LOOKUP_KEY_LUA, LOOKUP_ID_LUA, LIST_LUA};
 
 typedef struct redis_backend {
     /* configuration, fixed after open */
@@ -511,6 +534,43 @@ static sg_status r_is_locked(sg_backend *b, const char *key, bool *locked, sg_er
     return SG_OK;
 }
 
+static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                        void *ud, sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    char pattern[2 * sizeof rb->prefix + 4], pfx[sizeof rb->prefix + 2], count[24];
+    size_t j = 0;
+    for (const char *p = rb->prefix; *p; p++) { /* escape glob characters */
+        if (strchr("*?[]\\", *p))
+            pattern[j++] = '\\';
+        pattern[j++] = *p;
+    }
+    snprintf(pattern + j, sizeof pattern - j, "%s*", rb->prefix[0] ? ":" : "");
+    snprintf(pfx, sizeof pfx, "%s%s", rb->prefix, rb->prefix[0] ? ":" : "");
+    snprintf(count, sizeof count, "%zu", page);
+    const char *args[5] = {cursor[0] ? cursor : "0", pattern, count, pfx, TOLERANCE_STR};
+    redisReply *r = run_script(rb, S_LIST, 0, NULL, 5, args, false, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = SG_OK;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= SG_CURSOR_LEN) {
+        st = bad_reply(err, "list");
+    } else {
+        for (size_t i = 1; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > SG_KEY_MAX ||
+                strlen(e->str) != e->len)
+                continue; /* not a key this project could have written */
+            fn(e->str, ud);
+        }
+        snprintf(cursor, SG_CURSOR_LEN, "%s",
+                 strcmp(r->element[0]->str, "0") ? r->element[0]->str : "");
+    }
+    freeReplyObject(r);
+    return st;
+}
+
 static void r_close(sg_backend *b)
 {
     redis_backend *rb = b->impl;
@@ -533,6 +593,7 @@ static const sg_backend_ops redis_ops = {
     .is_locked = r_is_locked,
     .lookup_key = r_lookup_key,
     .lookup_id = r_lookup_id,
+    .list = r_list,
     .close = r_close,
 };
 

@@ -175,6 +175,18 @@ sg_status sg_lookup_id_raw(sg_backend *b, const char *lock_id, sg_lock_info *out
     return lookup_id(b, lock_id, out, true, err);
 }
 
+sg_status sg_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                  void *ud, sg_error *err)
+{
+    sg_error_clear(err);
+    if (!b->ops->list)
+        return sg_error_set(err, SG_E_INTERNAL, "the %s backend cannot list locks",
+                            b->caps.name);
+    if (page == 0 || page > 10000)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "page size must be 1..10000");
+    return b->ops->list(b, cursor, page, fn, ud, err);
+}
+
 void sg_backend_close(sg_backend *b)
 {
     if (b)

@@ -150,6 +150,10 @@ typedef struct sg_capabilities {
 
 typedef struct sg_backend sg_backend;
 
+#define SG_CURSOR_LEN 64
+/* Called once per live lock by sg_list with its normalized key. */
+typedef void (*sg_list_fn)(const char *key, void *ud);
+
 /* What a backend implements. Keys arrive normalized and validated, lockIds
  * validated, TTLs checked; each call is one attempt (no retry on
  * contention). An acquire that fails after its request was sent sets
@@ -165,6 +169,9 @@ typedef struct sg_backend_ops {
     sg_status (*lookup_key)(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
     sg_status (*lookup_id)(sg_backend *b, const char *lock_id, sg_lock_info *out,
                            sg_error *err);
+    /* One bounded page of live locks (see sg_list); NULL if unsupported. */
+    sg_status (*list)(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page,
+                      sg_list_fn fn, void *ud, sg_error *err);
     void (*close)(sg_backend *b);
 } sg_backend_ops;
 
@@ -207,6 +214,12 @@ sg_status sg_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out, sg
 sg_status sg_lookup_key_raw(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
 sg_status sg_lookup_id_raw(sg_backend *b, const char *lock_id, sg_lock_info *out,
                            sg_error *err);
+
+/* List live locks one page at a time: cursor "" starts, and is "" again
+ * after the last page. A page may hold fewer than `page` keys (even none)
+ * before the end. Keys are listed at least once per full pass. */
+sg_status sg_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                  void *ud, sg_error *err);
 
 /* ---- Retry helper: lock(fn, {key, ttlMs, acquisition}) ------------------ */
 typedef enum sg_backoff { SG_BACKOFF_EXPONENTIAL, SG_BACKOFF_FIXED } sg_backoff;

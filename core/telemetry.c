@@ -89,6 +89,12 @@ static sg_status t_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *o
     return st;
 }
 
+static sg_status t_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                        void *ud, sg_error *err)
+{
+    return sg_list(inner(b), cursor, page, fn, ud, err);
+}
+
 static void t_close(sg_backend *b)
 {
     sg_backend_close(inner(b));
@@ -103,6 +109,7 @@ static const sg_backend_ops telemetry_ops = {
     .is_locked = t_is_locked,
     .lookup_key = t_lookup_key,
     .lookup_id = t_lookup_id,
+    .list = t_list,
     .close = t_close,
 };
 

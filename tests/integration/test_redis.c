@@ -557,6 +557,47 @@ static void command_timeout_is_network_timeout(void **state)
     ctl("stop slow");
 }
 
+static int listed_count;
+static bool listed[40];
+static void on_listed(const char *key, void *ud)
+{
+    (void)ud;
+    int n;
+    if (sscanf(key, "listed:%d", &n) == 1 && n >= 0 && n < 40) {
+        listed[n] = true;
+        listed_count++;
+    }
+    assert_null(strstr(key, "fence:"));
+}
+
+static void list_pages_through_live_locks_only(void **state)
+{
+    (void)state;
+    sg_lock locks[40];
+    char key[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "listed:%d", i);
+        assert_int_equal(sg_acquire(B, key, 10000, &locks[i], NULL), SG_OK);
+    }
+    assert_int_equal(sg_release(B, locks[7].lock_id, NULL), SG_OK);
+    freeReplyObject(cmd("SET syncguard:junk notjson"));
+    freeReplyObject(cmd("LPUSH syncguard:alist x"));
+    char cursor[SG_CURSOR_LEN] = "";
+    int pages = 0;
+    do {
+        assert_int_equal(sg_list(B, cursor, 10, on_listed, NULL, NULL), SG_OK);
+        pages++;
+    } while (cursor[0] && pages < 1000);
+    assert_false(cursor[0]);
+    assert_true(pages > 1);
+    for (int i = 0; i < 40; i++)
+        assert_true(listed[i] == (i != 7));
+    for (int i = 0; i < 40; i++)
+        if (i != 7)
+            assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
+    freeReplyObject(cmd("DEL syncguard:junk syncguard:alist"));
+}
+
 /* many threads contending on one key never both hold it */
 static atomic_int inside, max_inside, sections;
 static void *contender(void *arg)
@@ -616,6 +657,7 @@ int main(void)
         cmocka_unit_test(non_durable_server_warns_or_is_refused),
         cmocka_unit_test(outage_then_recovery),
         cmocka_unit_test(command_timeout_is_network_timeout),
+        cmocka_unit_test(list_pages_through_live_locks_only),
         cmocka_unit_test(many_threads_never_both_hold),
     };
     return cmocka_run_group_tests_name("redis", tests, group_setup, group_teardown);

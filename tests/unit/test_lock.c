@@ -114,7 +114,7 @@ static void s_close(sg_backend *b)
 }
 
 static const sg_backend_ops script_ops = {s_acquire, s_release, s_extend, s_is_locked,
-                                          s_lookup, s_lookup_id, s_close};
+                                          s_lookup, s_lookup_id, NULL, s_close};
 
 static script S;
 static sg_backend B;
