@@ -906,6 +906,10 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
         }
     }
     free(pwfile);
+    if (rb->password && !rb->password[0]) { /* "redis://:@host": no password */
+        free(rb->password);
+        rb->password = NULL;
+    }
     if (st == SG_OK)
         st = check_durability(rb, o.require_durable_fences, err);
     if (st != SG_OK) {
