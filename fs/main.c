@@ -392,6 +392,8 @@ int main(int argc, char **argv)
     fuse_loop_cfg_set_max_threads(lc, 64);
     int rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
+    fuse_opt_free_args(&args);
+    free(state_dir);
     sgfs_finish();
     fuse_session_unmount(se);
     fuse_session_destroy(se);

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# tests/e2e/cases.sh CASE — one end-to-end behaviour through real mounts,
+# using ordinary tools only (flock, cat, read, echo, rm, getfattr, python3).
+source "$(dirname "$0")/lib.sh"
+
+case_create_acquires_unlink_releases() {
+    start_hosts
+    local k="$RUN-a"
+    absent "$M1/locks/$k" || fail "exists before"
+    exec 9>"$M1/locks/$k"
+    present "$M1/locks/$k" || fail "not visible on m1"
+    present "$M2/locks/$k" || fail "not visible on other host"
+    ls "$M2/locks" | grep -qx "$k" || fail "readdir on m2 misses it"
+    rm "$M1/locks/$k"
+    absent "$M2/locks/$k" || fail "unlink did not release"
+    echo 5s >&9 2>/dev/null && fail "write after unlink should be ENOLCK (watching)"
+    exec 9>&-
+    exec 9>"$M1/locks/$k"
+    rm "$M2/locks/$k" 2>"$T/err" && fail "rm of another host's lock succeeded"
+    grep -q "Operation not permitted" "$T/err" || fail "rm elsewhere: $(cat "$T/err")"
+    exec 9>&-
+    wait_until 2 absent "$M2/locks/$k" || fail "last close did not release"
+    ok "create acquires, unlink releases, rm of a remote lock is EPERM, close releases"
+}
+
+case_flock_across_hosts() {
+    start_hosts
+    local f1="$M1/locks/$RUN-f" f2="$M2/locks/$RUN-f"
+    flock -n "$f1" -c "flock -n '$f2' true" && fail "both hosts held the lock"
+    flock -n "$f1" -c "flock -n -E 42 '$f2' true; [ \$? -eq 42 ]" || fail "-E code not returned"
+    # blocking waiter on m2 gets it once m1 lets go
+    ( flock "$f1" -c 'sleep 1' ) &
+    local holder=$!
+    wait_until 2 present "$f2" || fail "holder never appeared"
+    local t0; t0=$(now_ms)
+    flock -w 5 "$f2" -c true || fail "waiter did not get the lock"
+    [ $(( $(now_ms) - t0 )) -ge 500 ] || fail "waiter got it while held"
+    wait $holder
+    # flock -w gives up on time (SIGALRM interrupts the wait) and leaves nothing behind
+    ( flock "$f1" -c 'sleep 3' ) &
+    holder=$!
+    wait_until 2 present "$f2"
+    t0=$(now_ms)
+    flock -w 1 "$f2" -c 'echo BAD' && fail "got a held lock"
+    local dt=$(( $(now_ms) - t0 ))
+    [ $dt -ge 900 ] && [ $dt -lt 2500 ] || fail "flock -w 1 took $dt ms"
+    grep -q 'syncguardfs_interrupted_waits_total 1' "$M2/metrics" || fail "interrupt not counted"
+    wait $holder
+    wait_until 2 absent "$f2" || fail "a lock was left behind after the interrupt"
+    ok "flock conflicts across hosts, waits, times out by interrupt, leaves nothing"
+}
+
+case_flock_nb_loop_never_spurious() {
+    start_hosts
+    local f="$M1/locks/$RUN-loop"
+    for i in $(seq 1 150); do
+        flock -n "$f" true || fail "flock -n failed spuriously at iteration $i (a)"
+        flock -n "$f" true || fail "flock -n failed spuriously at iteration $i (b)"
+    done
+    ok "flock -n f a; flock -n f b: 300 cycles, no spurious failure"
+}
+
+case_fence_from_owning_descriptor() {
+    start_hosts
+    local k="$RUN-fence"
+    exec 9<>"$M1/locks/$k"
+    local lines; lines="$(cat <&9)"
+    echo "$lines" | grep -Eq '^fence=[0-9]{15}$' || fail "no 15-digit fence: $lines"
+    echo "$lines" | grep -Eq '^lockId=[A-Za-z0-9_-]{22}$' || fail "owner sees no lockId"
+    echo "$lines" | grep -q "^key=$k$" || fail "key line"
+    cat "$M2/locks/$k" > "$T/watch"
+    grep -q lockId "$T/watch" && fail "watcher sees the lockId"
+    [ "$(field fence "$T/watch")" = "$(echo "$lines" | sed -n 's/^fence=//p')" ] || fail "fence differs"
+    exec 9>&-
+    wait_until 2 absent "$M2/locks/$k"
+    exec 9<>"$M2/locks/$k"
+    local f2; f2="$(sed -n 's/^fence=//p' <&9)"
+    [[ "$f2" > "$(echo "$lines" | sed -n 's/^fence=//p')" ]] || fail "fence did not increase: $f2"
+    exec 9>&-
+    [ -z "$(cat "$M1/locks/$RUN-none" 2>/dev/null)" ] || fail "absent lock has content"
+    ok "fence and lockId from the owning descriptor, public view elsewhere, fences rise"
+}
+
+case_ttl_write_extends() {
+    start_hosts
+    local k="$RUN-ttl" f="$M1/locks/$RUN-ttl"
+    exec 9<>"$f"
+    echo 60s >&9 || fail "TTL write failed"
+    local ttl; ttl="$(field ttlMs "$M2/locks/$k")"
+    [ "$ttl" -gt 55000 ] || fail "ttlMs $ttl after writing 60s"
+    for bad in "abc" "0s" "999" "1.5s" "-5s" "5 s" "99999999999h"; do
+        printf '%s' "$bad" >&9 2>/dev/null && fail "bad TTL '$bad' accepted"
+    done
+    ttl="$(field ttlMs "$M2/locks/$k")"
+    [ "$ttl" -gt 50000 ] || fail "a bad write changed the lock (ttlMs $ttl)"
+    python3 - "$M2/locks/$k" <<'PY' || fail "write on a watching descriptor"
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.write(fd, b"5s")
+except OSError as e:
+    sys.exit(0 if e.errno in (errno.EBADF,) else 1)
+PY
+    printf ' 2m\n' >&9 || fail "whitespace-padded TTL"
+    ttl="$(field ttlMs "$M1/locks/$k")"
+    [ "$ttl" -gt 100000 ] && [ "$ttl" -le 120000 ] || fail "2m gave ttlMs $ttl"
+    exec 9>&-
+    ok "TTL writes extend (replace) the lock; bad writes are EINVAL and change nothing"
+}
+
+case_names() {
+    start_hosts
+    exec 9>"$M1/locks/$RUN-a%2Fb"
+    present "$M2/locks/$RUN-a%2Fb" || fail "%2F name not shared"
+    python3 - "$M2/locks" "$RUN" <<'PY' || fail "bad names"
+import errno, os, sys
+d, run = sys.argv[1], sys.argv[2]
+def err(name, flags=os.O_WRONLY | os.O_CREAT):
+    try:
+        os.close(os.open(os.path.join(d, name), flags)); return 0
+    except OSError as e:
+        return e.errno
+assert err(run + "%zz") == errno.EINVAL, err(run + "%zz")
+assert err(run + "%2f") == errno.EINVAL
+assert err(run + "a%2Eb") == errno.EINVAL
+assert err("a" * 513) == errno.ENAMETOOLONG, err("a" * 513)
+assert err(run + "\udcff".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")) in (errno.EINVAL,)
+# two names that normalize to one key are one lock
+fd = os.open(os.path.join(d, run + "-e\u0301"), os.O_WRONLY | os.O_CREAT)
+assert err(run + "-\u00e9", os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK) == errno.EAGAIN
+assert (run + "-\u00e9") in os.listdir(d)
+os.close(fd)
+PY
+    exec 9>&-
+    ok "%2F keys, EINVAL for bad escapes and UTF-8, ENAMETOOLONG, NFC names share one lock"
+}
+
+case_sigkill_holder_frees_lock() {
+    start_hosts
+    local k="$RUN-kill"
+    python3 -c "import time; f=open('$M1/locks/$k','w'); time.sleep(60)" &
+    local holder=$!
+    wait_until 3 present "$M2/locks/$k" || fail "holder never held"
+    kill -9 $holder
+    local t0; t0=$(now_ms)
+    wait_until 2 absent "$M2/locks/$k" || fail "lock survived its SIGKILLed holder"
+    echo "freed $(( $(now_ms) - t0 )) ms after SIGKILL"
+    ok "a SIGKILLed holder frees its lock at once"
+}
+
+case_renewal_and_loss() {
+    start_hosts "on_loss=signal:USR1"
+    local k="$RUN-renew"
+    python3 - "$M1/locks/$k" "$M2/locks/$k" "$SG_TEST_REDIS_PORT" <<'PY' || fail "renewal/loss"
+import os, select, signal, subprocess, sys, time
+mine, other, port = sys.argv[1], sys.argv[2], sys.argv[3]
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+fd = os.open(mine, os.O_RDWR | os.O_CREAT)
+first = dict(l.split("=", 1) for l in os.pread(fd, 4096, 0).decode().split())
+time.sleep(6.5)  # more than 3x the 2 s TTL
+assert os.path.exists(other), "lock expired despite renewal"
+now = dict(l.split("=", 1) for l in os.pread(fd, 4096, 0).decode().split())
+assert now["fence"] == first["fence"] and int(now["expiresAtMs"]) > int(first["expiresAtMs"])
+# delete it behind the daemon's back: the descriptor turns stale
+key = "syncguard:" + first["key"]
+subprocess.run(["redis-cli", "-p", port, "DEL", key], check=True, capture_output=True)
+p = select.poll(); p.register(fd, select.POLLPRI)
+deadline = time.time() + 5
+while not got and time.time() < deadline:
+    p.poll(100)
+assert got, "no on_loss signal"
+ev = select.poll(); ev.register(fd, select.POLLIN); r = ev.poll(0)
+assert r and r[0][1] & select.POLLERR, r
+try:
+    os.pread(fd, 100, 0); sys.exit("read after loss did not fail")
+except OSError as e:
+    assert e.errno == 116, e  # ESTALE
+try:
+    os.write(fd, b"10s"); sys.exit("write after loss did not fail")
+except OSError as e:
+    assert e.errno == 116, e
+os.close(fd)
+PY
+    grep -q 'syncguardfs_locks_lost_total 1' "$M1/metrics" || fail "loss not counted"
+    ok "renewal keeps a lock past 3x TTL; deletion behind the back → ESTALE, POLLERR, signal"
+}
+
+case_counter_mutual_exclusion() {
+    start_hosts
+    local k="$RUN-counter" counter="$T/counter" log="$T/fences"
+    echo 0 > "$counter"
+    : > "$log"
+    worker() {
+        local mnt="$1"
+        for _ in $(seq 1 15); do
+            flock -w 30 "$mnt/locks/$k" bash -c '
+                fence=$(sed -n "s/^fence=//p" "$0")
+                n=$(cat "$1"); echo "$n $fence" >> "$2"; echo $((n + 1)) > "$1"' \
+                "$mnt/locks/$k" "$counter" "$log" || exit 1
+        done
+    }
+    local pids=()
+    for m in "$M1" "$M2" "$M1" "$M2"; do worker "$m" & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || fail "a worker failed"; done
+    [ "$(cat "$counter")" -eq 60 ] || fail "lost updates: counter $(cat "$counter") != 60"
+    sort -n "$log" | awk 'NR > 1 && ($1 != pn + 1 || $2 <= pf) { bad = 1 } { pn = $1; pf = $2 }
+        END { exit bad }' || fail "fences do not rise with the counter: $(sort -n "$log" | head)"
+    ok "4 processes on 2 hosts: counter exact (60), fences rise strictly with it"
+}
+
+case_create_race_never_stalls_other_names() {
+    start_hosts
+    exec 8>"$M2/locks/$RUN-held"
+    # a write-open on m1 of the held name waits in OPEN (after CREATE's ESTALE) ...
+    ( exec 9>"$M1/locks/$RUN-held" ) 2>/dev/null &
+    local waiter=$!
+    sleep 0.2
+    # ... while other names on the same mount stay fast
+    local t0; t0=$(now_ms)
+    for i in 1 2 3 4 5; do
+        exec 7>"$M1/locks/$RUN-other$i"; exec 7>&-
+        test -e "$M1/locks/$RUN-nothere$i" && fail "phantom"
+    done
+    local dt=$(( $(now_ms) - t0 ))
+    [ $dt -lt 1000 ] || fail "other names stalled for $dt ms behind a waiting open"
+    wait $waiter && fail "write-open of a held lock succeeded"
+    exec 8>&-
+    ok "a waiting open does not stall other names ($dt ms for 5 create/close + 5 lookups)"
+}
+
+case_write_open_waits_then_ewouldblock() {
+    start_hosts
+    exec 8>"$M2/locks/$RUN-wo"
+    local t0; t0=$(now_ms)
+    ( exec 9>"$M1/locks/$RUN-wo" ) 2>"$T/err" && fail "write-open got a held lock"
+    local dt=$(( $(now_ms) - t0 ))
+    grep -q "Resource temporarily unavailable" "$T/err" || fail "error: $(cat "$T/err")"
+    [ $dt -ge 1000 ] || fail "gave up after $dt ms, before acquire_timeout"
+    ( set -o noclobber; echo > "$M1/locks/$RUN-wo" ) 2>/dev/null && fail "noclobber create of a held lock"
+    # released by m2 while m1 waits → m1 gets it
+    ( sleep 0.5; exec 8>&- ) &
+    exec 8>&-
+    ( exec 9>"$M1/locks/$RUN-wo"; grep -q lockId <&9 2>/dev/null || true ) || fail "did not get it after release"
+    ok "write-open waits up to acquire_timeout then EWOULDBLOCK; noclobber is EEXIST"
+}
+
+case_posix_locks() {
+    start_hosts
+    python3 - "$M1/locks/$RUN-posix" "$M2/locks/$RUN-posix" <<'PY' || fail "POSIX locks"
+import errno, fcntl, os, sys, time
+a, b = sys.argv[1], sys.argv[2]
+fa = os.open(a, os.O_RDWR | os.O_CREAT)           # owns through create
+fcntl.lockf(fa, fcntl.LOCK_EX | fcntl.LOCK_NB)     # and as a POSIX lock
+try:
+    fcntl.lockf(fa, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 5); sys.exit("range lock accepted")
+except OSError as e:
+    assert e.errno == errno.ENOLCK, e
+fb = os.open(b, os.O_RDONLY)
+try:
+    fcntl.lockf(fb, fcntl.LOCK_SH | fcntl.LOCK_NB); sys.exit("second host got it")
+except OSError as e:
+    assert e.errno in (errno.EAGAIN, errno.EACCES), e
+import struct
+# F_GETLK from the other host reports a holder (remote: l_pid 0)
+lk = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)
+res = struct.unpack("hhqqi", fcntl.fcntl(fb, fcntl.F_GETLK, lk))
+assert res[0] == fcntl.F_WRLCK and res[4] == 0, res
+fcntl.lockf(fa, fcntl.LOCK_UN)                     # POSIX unlock releases it
+time.sleep(0.05)
+assert not os.path.exists(b)
+fcntl.lockf(fb, fcntl.LOCK_SH)                     # blocking, granted (shared = exclusive)
+assert os.path.exists(a)
+os.close(fb)                                       # any close by the owner releases
+deadline = time.time() + 2
+while os.path.exists(a) and time.time() < deadline: time.sleep(0.01)
+assert not os.path.exists(a)
+os.close(fa)
+PY
+    ok "fcntl/lockf: whole-file locks are the distributed lock, ranges ENOLCK, F_GETLK, close releases"
+}
+
+case_xattrs_and_metrics() {
+    start_hosts
+    exec 9<>"$M1/locks/$RUN-x"
+    local fence; fence="$(sed -n 's/^fence=//p' <&9)"
+    [ "$(getfattr --only-values -n user.syncguard.fence "$M2/locks/$RUN-x")" = "$fence" ] ||
+        fail "xattr fence"
+    getfattr -d "$M2/locks/$RUN-x" | grep -q 'user.syncguard.expiresAtMs' || fail "xattr list"
+    getfattr -n user.syncguard.lockId "$M2/locks/$RUN-x" 2>/dev/null && fail "lockId as xattr"
+    grep -q '^syncguardfs_locks_held 1$' "$M1/metrics" || fail "held gauge"
+    grep -q 'syncguardfs_operations_total{op="acquire",result="ok"} 1' "$M1/metrics" || fail "ops"
+    grep -q '^# TYPE syncguardfs_backend_latency_seconds summary' "$M1/metrics" || fail "latency"
+    [ "$(stat -f -c %l "$M1")" = 1536 ] || fail "statfs namelen $(stat -f -c %l "$M1")"
+    touch "$M1/locks/$RUN-x" || fail "touch"
+    python3 -c 'import os; os.ftruncate(9, 0); os.utime(9)' || fail "truncate/utimens on the owner"
+    present "$M2/locks/$RUN-x" || fail "touch/truncate changed the lock"
+    exec 9>&-
+    ok "xattrs show the public fields, metrics count, statfs 1536, touch/truncate are no-ops"
+}
+
+case_sigterm_waits_for_holders() {
+    start_daemon "$M1" "$T/state1" "shutdown_grace=20000"
+    start_daemon "$M2" "$T/state2"
+    local k="$RUN-term" daemon; daemon="$(cat "$T/m1.pid")"
+    ( exec 9>"$M1/locks/$k"; sleep 2 ) &
+    local holder=$!
+    wait_until 2 present "$M2/locks/$k" || fail "not held"
+    kill -TERM "$daemon"
+    sleep 1
+    present "$M2/locks/$k" || fail "SIGTERM released a lock whose holder still runs"
+    ( exec 9>"$M1/locks/$RUN-new" ) 2>/dev/null && fail "granted a new lock while draining"
+    wait $holder
+    wait_until 3 absent "$M2/locks/$k" || fail "not released after the holder closed"
+    local rc=0
+    wait "$daemon" || rc=$?
+    [ $rc -eq 0 ] || fail "daemon exit status $rc"
+    ok "SIGTERM keeps locks until holders close, refuses new ones, then exits 0"
+}
+
+case_restart_after_crash_frees_locks() {
+    start_daemon "$M1" "$T/state1" "ttl=60000"
+    start_daemon "$M2" "$T/state2"
+    local k="$RUN-crash" daemon; daemon="$(cat "$T/m1.pid")"
+    ( exec 9>"$M1/locks/$k"; sleep 30 ) &
+    local holder=$!
+    wait_until 2 present "$M2/locks/$k" || fail "not held"
+    kill -9 "$daemon"
+    kill $holder 2>/dev/null || true
+    fusermount3 -u -z "$M1" 2>/dev/null || true
+    present "$M2/locks/$k" || fail "lock vanished before the restart (TTL is 60 s)"
+    start_daemon "$M1" "$T/state1" "ttl=60000"
+    wait_until 2 absent "$M2/locks/$k" || fail "restarted daemon did not free its predecessor's lock"
+    ok "a restarted daemon releases the locks a crashed one recorded"
+}
+
+"case_$1"
