@@ -352,7 +352,7 @@ int main(int argc, char **argv)
     }
 
     /* FUSE arguments: fsname without secrets, caches off, permissions. */
-    char fsname[4200], opts[8192];
+    char fsname[4200], opts[sizeof fsname + sizeof passthru + 128];
     fuse_escape(safe_url, fsname, sizeof fsname);
     snprintf(opts, sizeof opts, "fsname=%s,subtype=syncguardfs%s%s%s", fsname,
              cfg.allow_other ? ",allow_other,default_permissions" : "", pl ? "," : "",
