@@ -1777,7 +1777,7 @@ static void waiter_attempt_locked(waiter *w)
     } else if (st == SG_OK) {
         reply = 0;
     } else if (st == SG_ERROR) {
-        reply = atomic_load(&fs.draining) ? ENOLCK : log_error("waiting acquire", &err);
+        reply = log_error("waiting acquire", &err);
     } else if (w->deadline_ms && now >= w->deadline_ms) {
         reply = EWOULDBLOCK;
     } else {

@@ -267,8 +267,13 @@ int main(int argc, char **argv)
                     NEEDV password = read_file_secret(v);
                 } else if (!strcmp(o, "state_dir")) {
                     NEEDV state_dir = strdup(v);
-                } else if (!strcmp(o, "fsname") || !strcmp(o, "subtype")) {
-                    /* ours to set: fsname never shows a password */
+                } else if (!strcmp(o, "fsname") || !strcmp(o, "subtype") ||
+                           !strcmp(o, "defaults") || !strcmp(o, "_netdev") ||
+                           !strcmp(o, "nofail") || !strcmp(o, "noauto") ||
+                           !strcmp(o, "auto") || !strcmp(o, "user") || !strcmp(o, "users") ||
+                           !strcmp(o, "nouser")) {
+                    /* fsname is ours (it never shows a password); the rest are
+                     * fstab words for mount(8), not for FUSE */
                 } else {
                     pl += (size_t)snprintf(passthru + pl, sizeof passthru - pl, "%s%s%s%s",
                                            pl ? "," : "", o, v ? "=" : "", v ? v : "");
