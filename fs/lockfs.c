@@ -681,6 +681,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             fuse_reply_err(req, ENOENT);
             return;
         }
+        e.entry_timeout = 3600; /* these two never change: spare a LOOKUP per path walk */
         fuse_reply_entry(req, &e);
         return;
     }
@@ -1222,10 +1223,22 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)ino;
     handle *h = (handle *)(uintptr_t)fi->fh;
-    if (h->node)
+    char name[SGFS_NAME_MAX + 1] = "";
+    if (h->node) {
+        pthread_mutex_lock(&fs.mu);
+        bool owned = h->state == H_OWNING;
+        if (owned)
+            sgfs_name_encode(h->node->key, name);
+        pthread_mutex_unlock(&fs.mu);
         release_handle(h, H_WATCHING);
+    }
     handle_free(h);
     fuse_reply_err(req, 0);
+    /* The file is gone: drop the kernel's (positive) dentry now, so the next
+     * open of the name is one LOOKUP instead of a revalidation and a LOOKUP.
+     * After the reply: the closing process does not wait for this. */
+    if (name[0] && fs.se)
+        fuse_lowlevel_notify_inval_entry(fs.se, LOCKS_INO, name, strlen(name));
 }
 
 /* ---- flock / POSIX locks ---- */

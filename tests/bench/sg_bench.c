@@ -1,0 +1,244 @@
+/* sg_bench.c — benchmarks (not tests): ops/s and p50/p99 per operation.
+ *   sg_bench lib URL SECONDS          acquire+release cycles, extend, 4-thread contention
+ *   sg_bench fs URL MOUNT SECONDS     mount cycles (open+flock+close, counted once the
+ *                                     release is visible to another client), exists
+ *                                     checks, and the library cycle in the same run
+ * Output: one line per measurement, "name ops/s p50_us p99_us". */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "syncguard.h"
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct samples {
+    int64_t *v;
+    size_t n, cap;
+} samples;
+
+static void add(samples *s, int64_t ns)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 4096;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            abort();
+    }
+    s->v[s->n++] = ns;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(samples *s, double p)
+{
+    if (!s->n)
+        return 0;
+    qsort(s->v, s->n, sizeof *s->v, cmp64);
+    size_t i = (size_t)(p * (double)(s->n - 1));
+    return (double)s->v[i] / 1000.0;
+}
+
+static void report(const char *name, size_t ops, double secs, samples *lat)
+{
+    printf("%-22s %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n", name, (double)ops / secs,
+           lat ? pct(lat, 0.50) : 0, lat ? pct(lat, 0.99) : 0);
+    fflush(stdout);
+}
+
+static void die(const char *what, const sg_error *e)
+{
+    fprintf(stderr, "sg_bench: %s: %s\n", what, e ? e->message : "");
+    exit(1);
+}
+
+static void lib_cycles(sg_backend *b, double secs, const char *label)
+{
+    samples acq = {0}, rel = {0}, cyc = {0};
+    sg_error err;
+    char key[64];
+    snprintf(key, sizeof key, "bench-%d", getpid());
+    int64_t end = now_ns() + (int64_t)(secs * 1e9), t0 = now_ns();
+    size_t n = 0;
+    while (now_ns() < end) {
+        sg_lock lock;
+        int64_t a = now_ns();
+        if (sg_acquire(b, key, 30000, &lock, &err) != SG_OK)
+            die("acquire", &err);
+        int64_t r = now_ns();
+        if (sg_release(b, lock.lock_id, &err) != SG_OK)
+            die("release", &err);
+        int64_t z = now_ns();
+        add(&acq, r - a);
+        add(&rel, z - r);
+        add(&cyc, z - a);
+        n++;
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    char name[64];
+    snprintf(name, sizeof name, "%s cycle", label);
+    report(name, n, el, &cyc);
+    report("  acquire", n, el, &acq);
+    report("  release", n, el, &rel);
+    free(acq.v), free(rel.v), free(cyc.v);
+}
+
+static void lib_extend(sg_backend *b, double secs)
+{
+    samples ext = {0};
+    sg_error err;
+    sg_lock lock;
+    char key[64];
+    snprintf(key, sizeof key, "bench-ext-%d", getpid());
+    if (sg_acquire(b, key, 30000, &lock, &err) != SG_OK)
+        die("acquire", &err);
+    int64_t end = now_ns() + (int64_t)(secs * 1e9), t0 = now_ns();
+    size_t n = 0;
+    while (now_ns() < end) {
+        int64_t a = now_ns();
+        if (sg_extend(b, lock.lock_id, 30000, NULL, &err) != SG_OK)
+            die("extend", &err);
+        add(&ext, now_ns() - a);
+        n++;
+    }
+    report("extend", n, (double)(now_ns() - t0) / 1e9, &ext);
+    sg_release(b, lock.lock_id, &err);
+    free(ext.v);
+}
+
+static sg_backend *shared;
+static atomic_int inside, overlap;
+static long counter;
+static void *contender(void *arg)
+{
+    (void)arg;
+    sg_acquire_opts o = {.timeout_ms = 60000, .max_retries = 1000000, .retry_delay_ms = 1,
+                         .max_delay_ms = 10};
+    for (int i = 0; i < 200; i++) {
+        sg_lock lock;
+        sg_error err;
+        if (sg_acquire_retry(shared, "bench-contention", 30000, &o, &lock, &err) != SG_OK)
+            die("contention acquire", &err);
+        if (atomic_fetch_add(&inside, 1) != 0)
+            atomic_fetch_add(&overlap, 1);
+        long v = counter;
+        usleep(1000);
+        counter = v + 1;
+        atomic_fetch_sub(&inside, 1);
+        sg_release(shared, lock.lock_id, &err);
+    }
+    return NULL;
+}
+
+static void lib_contention(sg_backend *b)
+{
+    shared = b;
+    pthread_t t[4];
+    int64_t t0 = now_ns();
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, contender, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    printf("contention 4x200 (1 ms sections): %.2f s wall, counter %ld/800, overlaps %d\n",
+           (double)(now_ns() - t0) / 1e9, counter, atomic_load(&overlap));
+}
+
+static void fs_cycles(sg_backend *b, const char *mount, double secs)
+{
+    char path[4096], key[64];
+    snprintf(key, sizeof key, "bench-fs-%d", getpid());
+    snprintf(path, sizeof path, "%s/locks/%s", mount, key);
+    samples cyc = {0};
+    sg_error err;
+    int64_t end = now_ns() + (int64_t)(secs * 1e9), t0 = now_ns();
+    size_t n = 0, polls = 0;
+    while (now_ns() < end) {
+        int64_t a = now_ns();
+        int fd = open(path, O_RDONLY | O_CREAT, 0666); /* what flock(1) does */
+        if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+            perror("open/flock");
+            exit(1);
+        }
+        close(fd);
+        /* a cycle counts once another client sees the release */
+        for (;;) {
+            bool locked = true;
+            if (sg_is_locked(b, key, &locked, &err) != SG_OK)
+                die("is_locked", &err);
+            if (!locked)
+                break;
+            polls++;
+        }
+        add(&cyc, now_ns() - a);
+        n++;
+    }
+    report("mount cycle", n, (double)(now_ns() - t0) / 1e9, &cyc);
+    printf("  (extra visibility polls: %zu)\n", polls);
+    free(cyc.v);
+
+    /* exists checks of a held lock */
+    int fd = open(path, O_RDWR | O_CREAT, 0666);
+    if (fd < 0) {
+        perror("open");
+        exit(1);
+    }
+    samples st = {0};
+    end = now_ns() + (int64_t)(secs * 1e9);
+    t0 = now_ns();
+    n = 0;
+    while (now_ns() < end) {
+        struct stat sb;
+        int64_t a = now_ns();
+        if (stat(path, &sb) != 0) {
+            perror("stat");
+            exit(1);
+        }
+        add(&st, now_ns() - a);
+        n++;
+    }
+    report("exists check (stat)", n, (double)(now_ns() - t0) / 1e9, &st);
+    close(fd);
+    free(st.v);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: sg_bench lib URL SECONDS | sg_bench fs URL MOUNT SECONDS\n");
+        return 2;
+    }
+    sg_backend *b;
+    sg_error err;
+    if (sg_backend_open(argv[2], NULL, &b, &err) != SG_OK)
+        die("open", &err);
+    if (!strcmp(argv[1], "lib")) {
+        double secs = atof(argv[3]);
+        lib_cycles(b, secs, "library");
+        lib_extend(b, secs);
+        lib_contention(b);
+    } else if (!strcmp(argv[1], "fs") && argc >= 5) {
+        double secs = atof(argv[4]);
+        fs_cycles(b, argv[3], secs);
+        lib_cycles(b, secs, "library");
+    } else {
+        return 2;
+    }
+    sg_backend_close(b);
+    return 0;
+}
