@@ -13,8 +13,8 @@ static const struct {
 } registry[] = {
     {"redis://", "redis", sg_redis_open},
     {"unix://", "redis", sg_redis_open},
-    {"postgres://", "postgres", NULL},
-    {"postgresql://", "postgres", NULL},
+    {"postgres://", "postgres", sg_postgres_open},
+    {"postgresql://", "postgres", sg_postgres_open},
     {"firestore://", "firestore", NULL},
 };
 
@@ -41,5 +41,5 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
 
 const char *sg_backend_schemes(void)
 {
-    return "redis://, unix://";
+    return "redis://, unix://, postgres://, postgresql://";
 }

@@ -150,7 +150,7 @@ typedef struct sg_capabilities {
 
 typedef struct sg_backend sg_backend;
 
-#define SG_CURSOR_LEN 64
+#define SG_CURSOR_LEN 1800 /* holds any storage key */
 /* Called once per live lock by sg_list with its normalized key. */
 typedef void (*sg_list_fn)(const char *key, void *ud);
 

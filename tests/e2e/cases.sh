@@ -151,9 +151,9 @@ case_sigkill_holder_frees_lock() {
 case_renewal_and_loss() {
     start_hosts "on_loss=signal:USR1"
     local k="$RUN-renew"
-    python3 - "$M1/locks/$k" "$M2/locks/$k" "$SG_TEST_REDIS_PORT" <<'PY' || fail "renewal/loss"
+    python3 - "$M1/locks/$k" "$M2/locks/$k" <<'PY' || fail "renewal/loss"
 import os, select, signal, subprocess, sys, time
-mine, other, port = sys.argv[1], sys.argv[2], sys.argv[3]
+mine, other = sys.argv[1], sys.argv[2]
 got = []
 signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
 fd = os.open(mine, os.O_RDWR | os.O_CREAT)
@@ -163,8 +163,7 @@ assert os.path.exists(other), "lock expired despite renewal"
 now = dict(l.split("=", 1) for l in os.pread(fd, 4096, 0).decode().split())
 assert now["fence"] == first["fence"] and int(now["expiresAtMs"]) > int(first["expiresAtMs"])
 # delete it behind the daemon's back: the descriptor turns stale
-key = "syncguard:" + first["key"]
-subprocess.run(["redis-cli", "-p", port, "DEL", key], check=True, capture_output=True)
+subprocess.run(["bash", "-c", 'delete_lock "$0"', first["key"]], check=True)
 p = select.poll(); p.register(fd, select.POLLPRI)
 deadline = time.time() + 5
 while not got and time.time() < deadline:

@@ -4,8 +4,20 @@
 set -euo pipefail
 
 SGFS="${SGFS:?path to syncguardfs (set by meson)}"
-URL="${SG_E2E_URL:-${SG_TEST_REDIS_URL:-}}"
-[ -n "$URL" ] || { echo "no backend: run through scripts/test" >&2; exit 1; }
+BACKEND="${SG_E2E_BACKEND:-redis}"
+case "$BACKEND" in
+redis)
+    URL="${SG_TEST_REDIS_URL:-}"
+    # delete a lock behind the daemons' back: KEY is the user key
+    delete_lock() { redis-cli -p "$SG_TEST_REDIS_PORT" DEL "syncguard:$1" >/dev/null; } ;;
+postgres)
+    URL="${SG_TEST_PG_URL:-}"
+    delete_lock() { psql "$URL" -qAt -c "DELETE FROM syncguard_locks WHERE key = '$1'" >/dev/null; } ;;
+*) echo "unknown backend $BACKEND" >&2; exit 1 ;;
+esac
+export -f delete_lock
+export URL
+[ -n "$URL" ] || { echo "no $BACKEND server: run through scripts/test" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "no /dev/fuse: skipping" >&2; exit 77; }
 
 T="$(mktemp -d /tmp/sg-e2e.XXXXXX)"

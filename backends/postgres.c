@@ -1,0 +1,703 @@
+/* postgres.c — the PostgreSQL backend (libpq 15): SyncGuard's tables, one
+ * network round trip per operation through pipeline mode, a connection pool.
+ *
+ * Mutations send BEGIN; SELECT pg_advisory_xact_lock(hashtext(storage key));
+ * <decide + write>; COMMIT together and read the four results. The decision
+ * is a later statement than the lock, so under READ COMMITTED it sees a fresh
+ * snapshot taken after the wait: a row written by whoever held the advisory
+ * lock before us (SyncGuard TS takes the same lock) is visible to it. */
+#include "backends.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PG_LIMIT 1700
+#define POOL_MAX 16
+#define SKEY_MAX 1800
+
+typedef struct pg_backend {
+    char *conninfo;         /* the URL without this project's parameters */
+    char *password;         /* from options, never logged */
+    char table[64], fence_table[64];
+    int command_timeout_ms, connect_timeout_s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    PGconn *idle[POOL_MAX];
+    int n_idle, n_open;
+} pg_backend;
+
+enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
+       Q_LIST, Q_COUNT };
+
+#define NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+/* Statement texts; {T} is the locks table, {F} the fence table. */
+static const char *const sql_text[Q_COUNT] = {
+    [Q_LOCK_KEY] = "SELECT pg_advisory_xact_lock(hashtext($1))",
+    [Q_LOCK_ID] = "SELECT pg_advisory_xact_lock(hashtext(key)) FROM {T} WHERE lock_id = $1",
+    /* $1 storage key, $2 fence key, $3 user key, $4 lockId, $5 ttl */
+    [Q_ACQUIRE] =
+        "WITH t AS (SELECT " NOW_MS " AS now_ms), "
+        "free AS (SELECT t.now_ms FROM t WHERE NOT EXISTS ("
+        "  SELECT 1 FROM {T} l WHERE l.key = $1 AND l.expires_at_ms > t.now_ms - 1000)), "
+        "f AS (INSERT INTO {F} AS c (fence_key, fence, key_debug) "
+        "  SELECT $2, 1, $3 FROM free "
+        "  ON CONFLICT (fence_key) DO UPDATE SET fence = c.fence + 1 RETURNING c.fence), "
+        "w AS (INSERT INTO {T} AS l (key, lock_id, expires_at_ms, acquired_at_ms, fence, user_key) "
+        "  SELECT $1, $4, free.now_ms + $5::bigint, free.now_ms, lpad(f.fence::text, 15, '0'), $3 "
+        "  FROM free, f "
+        "  ON CONFLICT (key) DO UPDATE SET lock_id = EXCLUDED.lock_id, "
+        "    expires_at_ms = EXCLUDED.expires_at_ms, acquired_at_ms = EXCLUDED.acquired_at_ms, "
+        "    fence = EXCLUDED.fence, user_key = EXCLUDED.user_key "
+        "  RETURNING l.fence, l.expires_at_ms, l.acquired_at_ms) "
+        "SELECT fence, expires_at_ms, acquired_at_ms FROM w",
+    /* $1 lockId */
+    [Q_RELEASE] = "DELETE FROM {T} WHERE lock_id = $1 AND expires_at_ms > " NOW_MS " - 1000 "
+                  "RETURNING 1",
+    /* $1 lockId, $2 ttl */
+    [Q_EXTEND] = "WITH t AS (SELECT " NOW_MS " AS now_ms) "
+                 "UPDATE {T} l SET expires_at_ms = t.now_ms + $2::bigint FROM t "
+                 "WHERE l.lock_id = $1 AND l.expires_at_ms > t.now_ms - 1000 "
+                 "RETURNING l.expires_at_ms",
+    [Q_LOOKUP_KEY] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
+                     "WHERE key = $1 AND expires_at_ms > " NOW_MS " - 1000",
+    [Q_LOOKUP_ID] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
+                    "WHERE lock_id = $1 AND expires_at_ms > " NOW_MS " - 1000",
+    /* $1 cursor (last storage key seen), $2 page size */
+    [Q_LIST] = "SELECT key, user_key FROM {T} WHERE key > $1 AND expires_at_ms > " NOW_MS
+               " - 1000 ORDER BY key LIMIT $2::int",
+};
+static const char *const sql_name[Q_COUNT] = {"sg_lock_key", "sg_lock_id", "sg_acquire",
+                                              "sg_release", "sg_extend", "sg_lookup_key",
+                                              "sg_lookup_id", "sg_list"};
+
+/* ---- errors ---- */
+static sg_status map_sqlstate(const char *state, const char *msg, sg_error *err)
+{
+    if (err)
+        snprintf(err->cause, sizeof err->cause, "%s%s%s", state ? state : "",
+                 state ? ": " : "", msg ? msg : "");
+    if (!state)
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "PostgreSQL connection failed");
+    if (!strncmp(state, "28", 2) || !strcmp(state, "42501"))
+        return sg_error_set(err, SG_E_AUTH_FAILED, "PostgreSQL refused access");
+    if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
+        !strcmp(state, "57P03"))
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "PostgreSQL is unavailable");
+    if (!strcmp(state, "57014"))
+        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "PostgreSQL statement timed out");
+    if (!strcmp(state, "53300"))
+        return sg_error_set(err, SG_E_RATE_LIMITED, "PostgreSQL has too many connections");
+    if (!strncmp(state, "53", 2))
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "PostgreSQL is out of resources");
+    if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strncmp(state, "55P03", 5))
+        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE,
+                            "PostgreSQL aborted the transaction (contention)");
+    if (!strncmp(state, "22", 2))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "PostgreSQL rejected a value");
+    if (!strcmp(state, "42P01"))
+        return sg_error_set(err, SG_E_INTERNAL, "a lock table is missing");
+    return sg_error_set(err, SG_E_INTERNAL, "PostgreSQL error");
+}
+
+static sg_status conn_error(PGconn *c, sg_error *err)
+{
+    const char *m = c ? PQerrorMessage(c) : "out of memory";
+    if (err)
+        snprintf(err->cause, sizeof err->cause, "%.*s", (int)strcspn(m, "\n"), m);
+    if (strstr(m, "password authentication failed") || strstr(m, "no pg_hba.conf entry") ||
+        strstr(m, "no password supplied") || strstr(m, "role \"") ||
+        strstr(m, "permission denied"))
+        return sg_error_set(err, SG_E_AUTH_FAILED, "PostgreSQL refused the connection");
+    if (strstr(m, "timeout expired"))
+        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "PostgreSQL connect timed out");
+    return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "PostgreSQL connection failed");
+}
+
+static sg_status result_error(const PGresult *r, sg_error *err)
+{
+    return map_sqlstate(PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                        PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), err);
+}
+
+/* ---- identifiers and URL ---- */
+static bool valid_identifier(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 48 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Take table=, fence_table=, command_timeout_ms= out of the URL's query. */
+static sg_status split_url(pg_backend *pb, const char *url, sg_error *err)
+{
+    const char *q = strchr(url, '?');
+    size_t base = q ? (size_t)(q - url) : strlen(url);
+    char *out = malloc(strlen(url) + 1);
+    if (!out)
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    memcpy(out, url, base);
+    size_t n = base;
+    char sep = '?';
+    for (const char *p = q ? q + 1 : NULL; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        char item[256];
+        if (len < sizeof item) {
+            memcpy(item, p, len);
+            item[len] = '\0';
+        } else {
+            item[0] = '\0';
+        }
+        if (!strncmp(item, "table=", 6) || !strncmp(item, "fence_table=", 12)) {
+            const char *v = strchr(item, '=') + 1;
+            if (!valid_identifier(v)) {
+                free(out);
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "table names must be lowercase SQL identifiers "
+                                    "([a-z_][a-z0-9_]*, at most 48 bytes)");
+            }
+            snprintf(item[0] == 't' ? pb->table : pb->fence_table, sizeof pb->table, "%s", v);
+        } else if (!strncmp(item, "command_timeout_ms=", 19)) {
+            char *end;
+            long v = strtol(item + 19, &end, 10);
+            if (*end || end == item + 19 || v < 1 || v > 3600000) {
+                free(out);
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "command_timeout_ms must be 1..3600000");
+            }
+            pb->command_timeout_ms = (int)v;
+        } else {
+            out[n++] = sep;
+            memcpy(out + n, p, len);
+            n += len;
+            sep = '&';
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    out[n] = '\0';
+    pb->conninfo = out;
+    if (!strcmp(pb->table, pb->fence_table)) {
+        free(out);
+        pb->conninfo = NULL;
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "table and fence_table must differ");
+    }
+    return SG_OK;
+}
+
+/* ---- connections ---- */
+static int64_t deadline_after(int ms)
+{
+    return sg_monotonic_ms() + ms;
+}
+
+/* The next result, waiting for input until the deadline. *timed_out tells a
+ * timeout (the caller cancels and discards the connection). */
+static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out)
+{
+    while (PQisBusy(c)) {
+        int64_t left = deadline - sg_monotonic_ms();
+        if (left <= 0) {
+            *timed_out = true;
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc == 0) {
+            *timed_out = true;
+            return NULL;
+        }
+        if (!PQconsumeInput(c))
+            return NULL;
+    }
+    return PQgetResult(c);
+}
+
+/* Copy tpl into out with {T} and {F} replaced by the (validated) table names. */
+static void expand(const char *tpl, const char *t, const char *f, char *out, size_t size)
+{
+    size_t j = 0;
+    for (const char *p = tpl; *p && j + 1 < size; p++) {
+        const char *sub = !strncmp(p, "{T}", 3) ? t : !strncmp(p, "{F}", 3) ? f : NULL;
+        if (!sub) {
+            out[j++] = *p;
+            continue;
+        }
+        size_t n = strlen(sub);
+        if (j + n >= size)
+            break;
+        memcpy(out + j, sub, n);
+        j += n;
+        p += 2;
+    }
+    out[j] = '\0';
+}
+
+static sg_status prepare_all(pg_backend *pb, PGconn *c, sg_error *err)
+{
+    char qt[80], qf[80], sql[4096];
+    char *t = PQescapeIdentifier(c, pb->table, strlen(pb->table));
+    char *f = PQescapeIdentifier(c, pb->fence_table, strlen(pb->fence_table));
+    if (!t || !f) {
+        PQfreemem(t);
+        PQfreemem(f);
+        return conn_error(c, err);
+    }
+    snprintf(qt, sizeof qt, "%s", t);
+    snprintf(qf, sizeof qf, "%s", f);
+    PQfreemem(t);
+    PQfreemem(f);
+    for (int i = 0; i < Q_COUNT; i++) {
+        expand(sql_text[i], qt, qf, sql, sizeof sql);
+        PGresult *r = PQprepare(c, sql_name[i], sql, 0, NULL);
+        sg_status st = SG_OK;
+        if (!r)
+            st = conn_error(c, err);
+        else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            st = result_error(r, err);
+        PQclear(r);
+        if (st != SG_OK)
+            return st;
+    }
+    return SG_OK;
+}
+
+static PGconn *connect_one(pg_backend *pb, sg_error *err)
+{
+    char cto[16];
+    snprintf(cto, sizeof cto, "%d", pb->connect_timeout_s);
+    /* later keywords win: the URL's own connect_timeout overrides ours */
+    const char *keys[] = {"connect_timeout", "dbname", pb->password ? "password" : NULL, NULL};
+    const char *vals[] = {cto, pb->conninfo, pb->password, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        conn_error(c, err);
+        PQfinish(c);
+        return NULL;
+    }
+    if (prepare_all(pb, c, err) != SG_OK || !PQenterPipelineMode(c)) {
+        if (err && err->code == SG_E_NONE)
+            conn_error(c, err);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static PGconn *borrow(pg_backend *pb, sg_error *err)
+{
+    pthread_mutex_lock(&pb->mu);
+    while (pb->n_idle == 0 && pb->n_open >= POOL_MAX)
+        pthread_cond_wait(&pb->cv, &pb->mu);
+    if (pb->n_idle > 0) {
+        PGconn *c = pb->idle[--pb->n_idle];
+        pthread_mutex_unlock(&pb->mu);
+        return c;
+    }
+    pb->n_open++;
+    pthread_mutex_unlock(&pb->mu);
+    PGconn *c = connect_one(pb, err);
+    if (!c) {
+        pthread_mutex_lock(&pb->mu);
+        pb->n_open--;
+        pthread_cond_signal(&pb->cv);
+        pthread_mutex_unlock(&pb->mu);
+    }
+    return c;
+}
+
+/* Return a connection; a broken one (or one in an unknown state) is closed. */
+static void give_back(pg_backend *pb, PGconn *c, bool healthy)
+{
+    healthy = healthy && PQstatus(c) == CONNECTION_OK &&
+              PQtransactionStatus(c) == PQTRANS_IDLE;
+    pthread_mutex_lock(&pb->mu);
+    if (healthy) {
+        pb->idle[pb->n_idle++] = c;
+    } else {
+        pb->n_open--;
+        PQfinish(c);
+    }
+    pthread_cond_signal(&pb->cv);
+    pthread_mutex_unlock(&pb->mu);
+}
+
+/* Run a pipeline: optionally BEGIN; lock statement; main statement;
+ * COMMIT. Returns the main statement's result (caller clears) or NULL with
+ * err set. */
+static PGresult *run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q, int nparams,
+                     const char *const *params, bool mutation, sg_error *err)
+{
+    PGconn *c = borrow(pb, err);
+    if (!c)
+        return NULL;
+    bool tx = lock_q >= 0;
+    bool ok = true;
+    if (tx) {
+        ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+             PQsendQueryPrepared(c, sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
+    }
+    ok = ok && PQsendQueryPrepared(c, sql_name[main_q], nparams, params, NULL, NULL, 0);
+    if (tx)
+        ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
+    if (!ok) {
+        conn_error(c, err);
+        if (err)
+            err->unknown_outcome = mutation;
+        give_back(pb, c, false);
+        return NULL;
+    }
+    int64_t deadline = deadline_after(pb->command_timeout_ms);
+    int expect = tx ? 4 : 1, idx = 0;
+    PGresult *main_res = NULL;
+    sg_status st = SG_OK;
+    bool timed_out = false, healthy = true;
+    /* each query's results end with NULL; then the SYNC result */
+    while (idx <= expect) {
+        PGresult *r = next_result(c, deadline, &timed_out);
+        if (!r) {
+            if (timed_out || PQstatus(c) != CONNECTION_OK) {
+                if (timed_out) {
+                    PGcancel *cn = PQgetCancel(c);
+                    char eb[128];
+                    if (cn) {
+                        PQcancel(cn, eb, sizeof eb);
+                        PQfreeCancel(cn);
+                    }
+                    st = sg_error_set(err, SG_E_NETWORK_TIMEOUT,
+                                      "PostgreSQL did not answer within %d ms",
+                                      pb->command_timeout_ms);
+                } else if (st == SG_OK) {
+                    st = conn_error(c, err);
+                }
+                if (err)
+                    err->unknown_outcome = mutation;
+                healthy = false;
+                break;
+            }
+            idx++; /* end of one query's results */
+            continue;
+        }
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (s == PGRES_FATAL_ERROR && st == SG_OK) {
+            st = result_error(r, err);
+            healthy = false; /* the transaction block may be left aborted */
+        }
+        if (idx == (tx ? 2 : 0) && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) &&
+            !main_res) {
+            main_res = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    if (st == SG_OK && !main_res)
+        st = sg_error_set(err, SG_E_INTERNAL, "no result from PostgreSQL");
+    give_back(pb, c, healthy && st == SG_OK);
+    if (st != SG_OK) {
+        PQclear(main_res);
+        return NULL;
+    }
+    return main_res;
+}
+
+/* ---- keys ---- */
+static sg_status keys_for(const char *key, char *storage, char *fence, sg_error *err)
+{
+    if (sg_storage_key("", key, PG_LIMIT, 0, storage, SKEY_MAX, err) != SG_OK)
+        return SG_ERROR;
+    if (fence && sg_fence_key("", storage, PG_LIMIT, 0, fence, SKEY_MAX, err) != SG_OK)
+        return SG_ERROR;
+    return SG_OK;
+}
+
+static bool get_i64(const PGresult *r, int row, int col, int64_t *out)
+{
+    if (PQgetisnull(r, row, col))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(PQgetvalue(r, row, col), &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- operations ---- */
+static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
+                           sg_lock *out, sg_error *err)
+{
+    pg_backend *pb = b->impl;
+    char sk[SKEY_MAX], fk[SKEY_MAX], ttl_s[24];
+    if (keys_for(key, sk, fk, err) != SG_OK)
+        return SG_ERROR;
+    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    const char *params[5] = {sk, fk, key, lock_id, ttl_s};
+    PGresult *r = run(pb, Q_LOCK_KEY, sk, Q_ACQUIRE, 5, params, true, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st;
+    if (PQntuples(r) == 0) {
+        st = SG_CONTENDED;
+    } else {
+        uint64_t fence;
+        const char *f = PQgetvalue(r, 0, 0);
+        if (PQntuples(r) != 1 || PQnfields(r) != 3 || sg_fence_parse(f, &fence, NULL) != SG_OK ||
+            !get_i64(r, 0, 1, &out->expires_at_ms) || !get_i64(r, 0, 2, &out->acquired_at_ms)) {
+            st = sg_error_set(err, SG_E_INTERNAL, "unexpected acquire result from PostgreSQL");
+            if (err)
+                err->unknown_outcome = true;
+        } else if ((st = sg_fence_check(fence, key, err)) != SG_OK) {
+            if (err)
+                err->unknown_outcome = true; /* written: the core gives it back */
+        } else {
+            memcpy(out->fence, f, SG_FENCE_LEN + 1);
+        }
+    }
+    PQclear(r);
+    return st;
+}
+
+static sg_status p_release(sg_backend *b, const char *lock_id, sg_error *err)
+{
+    const char *params[1] = {lock_id};
+    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_RELEASE, 1, params, true, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = PQntuples(r) == 1 ? SG_OK : SG_ABSENT;
+    PQclear(r);
+    return st;
+}
+
+static sg_status p_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
+                          sg_error *err)
+{
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    const char *params[2] = {lock_id, ttl_s};
+    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_EXTEND, 2, params, true, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = SG_ABSENT;
+    if (PQntuples(r) == 1)
+        st = get_i64(r, 0, 0, exp) ? SG_OK
+                                   : sg_error_set(err, SG_E_INTERNAL, "bad extend result");
+    PQclear(r);
+    return st;
+}
+
+static sg_status parse_info(PGresult *r, sg_lock_info *out, sg_error *err)
+{
+    if (PQntuples(r) == 0)
+        return SG_ABSENT;
+    uint64_t fence;
+    const char *id = PQgetvalue(r, 0, 0), *key = PQgetvalue(r, 0, 3);
+    if (PQnfields(r) != 5 || !sg_lock_id_valid(id) || !get_i64(r, 0, 1, &out->expires_at_ms) ||
+        !get_i64(r, 0, 2, &out->acquired_at_ms) || strlen(key) > SG_KEY_MAX ||
+        sg_fence_parse(PQgetvalue(r, 0, 4), &fence, NULL) != SG_OK)
+        return sg_error_set(err, SG_E_INTERNAL, "corrupt lock row in PostgreSQL");
+    memcpy(out->lock_id, id, SG_LOCK_ID_LEN + 1);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    memcpy(out->fence, PQgetvalue(r, 0, 4), SG_FENCE_LEN + 1);
+    return SG_OK;
+}
+
+static sg_status p_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err)
+{
+    char sk[SKEY_MAX];
+    if (keys_for(key, sk, NULL, err) != SG_OK)
+        return SG_ERROR;
+    const char *params[1] = {sk};
+    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_KEY, 1, params, false, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = parse_info(r, out, err);
+    PQclear(r);
+    return st;
+}
+
+static sg_status p_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                             sg_error *err)
+{
+    const char *params[1] = {lock_id};
+    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_ID, 1, params, false, err);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = parse_info(r, out, err);
+    PQclear(r);
+    return st;
+}
+
+static sg_status p_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
+{
+    sg_lock_info info;
+    sg_status st = p_lookup_key(b, key, &info, err);
+    if (st == SG_ERROR)
+        return SG_ERROR;
+    *locked = st == SG_OK;
+    return SG_OK;
+}
+
+static sg_status p_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                        void *ud, sg_error *err)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%zu", page);
+    const char *params[2] = {cursor, n};
+    PGresult *r = run(b->impl, -1, NULL, Q_LIST, 2, params, false, err);
+    if (!r)
+        return SG_ERROR;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        const char *k = PQgetvalue(r, i, 1);
+        if (*k && strlen(k) <= SG_KEY_MAX)
+            fn(k, ud);
+    }
+    if ((size_t)rows < page)
+        cursor[0] = '\0';
+    else
+        snprintf(cursor, SG_CURSOR_LEN, "%s", PQgetvalue(r, rows - 1, 0));
+    PQclear(r);
+    return SG_OK;
+}
+
+static void p_close(sg_backend *b)
+{
+    pg_backend *pb = b->impl;
+    for (int i = 0; i < pb->n_idle; i++)
+        PQfinish(pb->idle[i]);
+    pthread_mutex_destroy(&pb->mu);
+    pthread_cond_destroy(&pb->cv);
+    if (pb->password) {
+        explicit_bzero(pb->password, strlen(pb->password));
+        free(pb->password);
+    }
+    free(pb->conninfo);
+    free(pb);
+    free(b);
+}
+
+static const sg_backend_ops pg_ops = {
+    .acquire = p_acquire,
+    .release = p_release,
+    .extend = p_extend,
+    .is_locked = p_is_locked,
+    .lookup_key = p_lookup_key,
+    .lookup_id = p_lookup_id,
+    .list = p_list,
+    .close = p_close,
+};
+
+/* ---- schema ---- */
+static sg_status exec_simple(PGconn *c, const char *sql, sg_error *err)
+{
+    PGresult *r = PQexec(c, sql);
+    sg_status st = SG_OK;
+    if (!r)
+        st = conn_error(c, err);
+    else if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = result_error(r, err);
+    PQclear(r);
+    return st;
+}
+
+/* Create the tables and SyncGuard's indexes when missing (idempotent). */
+static sg_status setup_schema(pg_backend *pb, sg_error *err)
+{
+    const char *keys[] = {"dbname", pb->password ? "password" : NULL, NULL};
+    const char *vals[] = {pb->conninfo, pb->password, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        sg_status st = conn_error(c, err);
+        PQfinish(c);
+        return st;
+    }
+    char sql[2048];
+    snprintf(sql, sizeof sql, "SELECT to_regclass('%s') IS NOT NULL, to_regclass('%s') IS NOT NULL",
+             pb->table, pb->fence_table);
+    PGresult *r = PQexec(c, sql);
+    bool have = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                !strcmp(PQgetvalue(r, 0, 0), "t") && !strcmp(PQgetvalue(r, 0, 1), "t");
+    PQclear(r);
+    sg_status st = SG_OK;
+    if (!have) {
+        /* identifiers were validated as [a-z_][a-z0-9_]*: safe to splice */
+        expand("CREATE TABLE IF NOT EXISTS {T} (key TEXT PRIMARY KEY, lock_id TEXT NOT NULL, "
+               "expires_at_ms BIGINT NOT NULL, acquired_at_ms BIGINT NOT NULL, "
+               "fence TEXT NOT NULL, user_key TEXT NOT NULL);"
+               "CREATE UNIQUE INDEX IF NOT EXISTS idx_{T}_lock_id ON {T} (lock_id);"
+               "CREATE INDEX IF NOT EXISTS idx_{T}_expires ON {T} (expires_at_ms);"
+               "CREATE TABLE IF NOT EXISTS {F} (fence_key TEXT PRIMARY KEY, "
+               "fence BIGINT NOT NULL DEFAULT 0, key_debug TEXT);",
+               pb->table, pb->fence_table, sql, sizeof sql);
+        st = exec_simple(c, sql, err);
+        if (st == SG_OK)
+            sg_log(SG_LOG_INFO, "postgres: created lock tables %s and %s", pb->table,
+                   pb->fence_table);
+        else if (err)
+            sg_error_set(err, err->code,
+                         "cannot create missing lock table %s or %s (grant CREATE, or create "
+                         "them as docs/postgres.md shows)",
+                         pb->table, pb->fence_table);
+    }
+    PQfinish(c);
+    return st;
+}
+
+sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+                           sg_error *err)
+{
+    sg_open_opts o = opts ? *opts : (sg_open_opts){0};
+    sg_backend *b = calloc(1, sizeof *b);
+    pg_backend *pb = calloc(1, sizeof *pb);
+    if (!b || !pb) {
+        free(b);
+        free(pb);
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    }
+    b->ops = &pg_ops;
+    b->impl = pb;
+    b->caps = (sg_capabilities){"postgres", true, SG_TIME_SERVER};
+    pthread_mutex_init(&pb->mu, NULL);
+    pthread_cond_init(&pb->cv, NULL);
+    snprintf(pb->table, sizeof pb->table, "syncguard_locks");
+    snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");
+    pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
+    int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 5000;
+    pb->connect_timeout_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
+    if (o.password)
+        pb->password = strdup(o.password);
+    sg_status st = split_url(pb, url, err);
+    if (st == SG_OK)
+        st = setup_schema(pb, err);
+    if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */
+        PGconn *c = borrow(pb, err);
+        if (!c)
+            st = SG_ERROR;
+        else
+            give_back(pb, c, true);
+    }
+    if (st != SG_OK) {
+        p_close(b);
+        return SG_ERROR;
+    }
+    *out = b;
+    return SG_OK;
+}

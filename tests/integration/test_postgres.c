@@ -1,0 +1,366 @@
+/* test_postgres.c — what is specific to the PostgreSQL backend, against a
+ * real PostgreSQL 15 started by scripts/pg-ctl: schema, custom tables, the
+ * tolerance, auth, outages, timeouts, and a SyncGuard-TS-style acquirer
+ * (plain SQL doing what the TypeScript library does) on the same tables. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "syncguard.h"
+
+static const char *url;
+static int port;
+static sg_backend *B;
+static PGconn *Q; /* a plain client */
+
+static void msleep(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+static void ctl(const char *fmt, ...)
+{
+    char args[256], cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s", getenv("SG_PG_CTL"), args);
+    if (system(cmd) != 0)
+        fail_msg("pg-ctl failed: %s", cmd);
+}
+
+static PGresult *sql(PGconn *c, const char *fmt, ...)
+{
+    char q[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(c, q);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQerrorMessage(c));
+    return r;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    url = getenv("SG_TEST_PG_URL");
+    const char *p = getenv("SG_TEST_PG_PORT");
+    if (!url || !p || !getenv("SG_PG_CTL")) {
+        fprintf(stderr, "test_postgres: SG_TEST_PG_URL/SG_TEST_PG_PORT/SG_PG_CTL not set: run "
+                        "through scripts/test, which starts PostgreSQL\n");
+        return -1;
+    }
+    port = atoi(p);
+    sg_error err;
+    if (sg_backend_open(url, NULL, &B, &err) != SG_OK) {
+        fprintf(stderr, "cannot open %s: %s\n", url, err.message);
+        return -1;
+    }
+    Q = PQconnectdb(url);
+    return PQstatus(Q) == CONNECTION_OK ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sg_backend_close(B);
+    PQfinish(Q);
+    return 0;
+}
+
+static void expiry_has_one_second_tolerance(void **state)
+{
+    (void)state;
+    sg_lock a, b;
+    bool locked = false;
+    assert_int_equal(sg_acquire(B, "pg-tol", 100, &a, NULL), SG_OK);
+    msleep(400); /* expired, within tolerance: still live */
+    assert_int_equal(sg_is_locked(B, "pg-tol", &locked, NULL), SG_OK);
+    assert_true(locked);
+    assert_int_equal(sg_acquire(B, "pg-tol", 1000, &b, NULL), SG_CONTENDED);
+    msleep(900);
+    assert_int_equal(sg_is_locked(B, "pg-tol", &locked, NULL), SG_OK);
+    assert_false(locked);
+    assert_int_equal(sg_acquire(B, "pg-tol", 1000, &b, NULL), SG_OK);
+    assert_int_equal(sg_release(B, b.lock_id, NULL), SG_OK);
+}
+
+static void layout_matches_syncguard(void **state)
+{
+    (void)state;
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "payment:123", 10000, &a, NULL), SG_OK);
+    PGresult *r = sql(Q, "SELECT key, lock_id, expires_at_ms, acquired_at_ms, fence, user_key "
+                         "FROM syncguard_locks WHERE lock_id = '%s'", a.lock_id);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "payment:123");
+    assert_int_equal(atoll(PQgetvalue(r, 0, 2)), a.expires_at_ms);
+    assert_string_equal(PQgetvalue(r, 0, 4), a.fence);
+    assert_string_equal(PQgetvalue(r, 0, 5), "payment:123");
+    PQclear(r);
+    r = sql(Q, "SELECT fence, key_debug FROM syncguard_fence_counters "
+               "WHERE fence_key = 'fence:payment:123'");
+    assert_int_equal(PQntuples(r), 1);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), atoll(a.fence));
+    PQclear(r);
+    assert_int_equal(sg_release(B, a.lock_id, NULL), SG_OK);
+    r = sql(Q, "SELECT count(*) FROM syncguard_fence_counters WHERE fence_key = "
+               "'fence:payment:123'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "1"); /* counters are never deleted */
+    PQclear(r);
+    r = sql(Q, "SELECT indexname FROM pg_indexes WHERE tablename = 'syncguard_locks' "
+               "ORDER BY 1");
+    assert_int_equal(PQntuples(r), 3);
+    assert_string_equal(PQgetvalue(r, 0, 0), "idx_syncguard_locks_expires");
+    assert_string_equal(PQgetvalue(r, 1, 0), "idx_syncguard_locks_lock_id");
+    PQclear(r);
+}
+
+static void schema_is_idempotent_and_tables_configurable(void **state)
+{
+    (void)state;
+    char u[256];
+    snprintf(u, sizeof u, "%s?sslmode=disable&table=custom_locks&fence_table=custom_fences", url);
+    sg_backend *b1, *b2;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b1, &err), SG_OK);
+    assert_int_equal(sg_backend_open(u, NULL, &b2, &err), SG_OK); /* again: no error */
+    sg_lock a;
+    assert_int_equal(sg_acquire(b1, "c", 10000, &a, &err), SG_OK);
+    assert_int_equal(sg_acquire(b2, "c", 10000, NULL, &err), SG_CONTENDED);
+    bool locked = true;
+    assert_int_equal(sg_is_locked(B, "c", &locked, &err), SG_OK); /* other tables */
+    assert_false(locked);
+    assert_int_equal(sg_release(b2, a.lock_id, &err), SG_OK);
+    PGresult *r = sql(Q, "SELECT indexname FROM pg_indexes WHERE tablename = 'custom_locks' "
+                         "AND indexname LIKE 'idx%%' ORDER BY 1");
+    assert_int_equal(PQntuples(r), 2);
+    assert_string_equal(PQgetvalue(r, 0, 0), "idx_custom_locks_expires");
+    assert_string_equal(PQgetvalue(r, 1, 0), "idx_custom_locks_lock_id");
+    PQclear(r);
+    sg_backend_close(b1);
+    sg_backend_close(b2);
+    const char *bad[] = {"?table=Bad", "?table=x;drop", "?table=a&fence_table=a",
+                         "?fence_table=", "?table=a%20b", "?command_timeout_ms=0",
+                         "?table=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(u, sizeof u, "%s%s", url, bad[i]);
+        sg_backend *b = NULL;
+        assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+        if (err.code != SG_E_INVALID_ARGUMENT)
+            fail_msg("%s: %s", bad[i], err.message);
+    }
+    snprintf(u, sizeof u, "%s?bogus_libpq_param=1", url); /* libpq's own verdict */
+    sg_backend *b = NULL;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+}
+
+static void wrong_password_is_auth_failed(void **state)
+{
+    (void)state;
+    char u[256];
+    sg_backend *b = NULL;
+    sg_error err;
+    snprintf(u, sizeof u, "postgres://sgpass:wrong@127.0.0.1:%d/postgres", port);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    assert_null(strstr(err.message, "wrong"));
+    snprintf(u, sizeof u, "postgres://sgpass:pgsecret@127.0.0.1:%d/postgres?table=pw_locks"
+                          "&fence_table=pw_fences", port);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "pw", 1000, &a, &err), SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    /* the password from options (e.g. a password file) */
+    snprintf(u, sizeof u, "postgres://sgpass@127.0.0.1:%d/postgres?table=pw_locks"
+                          "&fence_table=pw_fences", port);
+    sg_open_opts o = {.password = "pgsecret"};
+    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
+    sg_backend_close(b);
+}
+
+static void hostile_rows_are_errors_not_crashes(void **state)
+{
+    (void)state;
+    PQclear(sql(Q, "INSERT INTO syncguard_locks VALUES ('hostile', 'not-a-lock-id', %lld, 1, "
+                   "'abc', 'hostile') ON CONFLICT (key) DO NOTHING",
+                (long long)sg_now_ms() + 60000));
+    sg_lock_info info;
+    sg_error err;
+    assert_int_equal(sg_lookup_key(B, "hostile", &info, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INTERNAL);
+    assert_int_equal(sg_acquire(B, "hostile", 1000, NULL, &err), SG_CONTENDED);
+    PQclear(sql(Q, "DELETE FROM syncguard_locks WHERE key = 'hostile'"));
+}
+
+/* A SyncGuard-TS-style acquire, statement by statement as the TypeScript
+ * library sends them, holding its transaction open for hold_ms before COMMIT. */
+typedef struct ts_acquire {
+    const char *key;
+    int hold_ms;
+    bool acquired;
+    pthread_barrier_t *inside;
+} ts_acquire;
+
+static void *ts_acquirer(void *arg)
+{
+    ts_acquire *t = arg;
+    PGconn *c = PQconnectdb(url);
+    PQclear(sql(c, "BEGIN"));
+    PQclear(sql(c, "SELECT pg_advisory_xact_lock(hashtext('%s'))", t->key));
+    PGresult *r = sql(c, "SELECT (EXTRACT(EPOCH FROM NOW()) * 1000)::bigint");
+    long long now = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = sql(c, "SELECT expires_at_ms FROM syncguard_locks WHERE key = '%s'", t->key);
+    bool live = PQntuples(r) == 1 && atoll(PQgetvalue(r, 0, 0)) > now - 1000;
+    PQclear(r);
+    if (!live) {
+        PQclear(sql(c, "INSERT INTO syncguard_fence_counters (fence_key, fence, key_debug) "
+                       "VALUES ('fence:%s', 0, '%s') ON CONFLICT (fence_key) DO NOTHING",
+                    t->key, t->key));
+        r = sql(c, "UPDATE syncguard_fence_counters SET fence = fence + 1 "
+                   "WHERE fence_key = 'fence:%s' RETURNING fence", t->key);
+        long long fence = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQclear(sql(c, "INSERT INTO syncguard_locks (key, lock_id, expires_at_ms, "
+                       "acquired_at_ms, fence, user_key) VALUES ('%s', 'TSTSTSTSTSTSTSTSTSTSTS', "
+                       "%lld, %lld, lpad('%lld', 15, '0'), '%s') ON CONFLICT (key) DO UPDATE SET "
+                       "lock_id = EXCLUDED.lock_id, expires_at_ms = EXCLUDED.expires_at_ms, "
+                       "acquired_at_ms = EXCLUDED.acquired_at_ms, fence = EXCLUDED.fence, "
+                       "user_key = EXCLUDED.user_key",
+                    t->key, now + 30000, now, fence, t->key));
+    }
+    if (t->inside)
+        pthread_barrier_wait(t->inside);
+    msleep(t->hold_ms);
+    PQclear(sql(c, "COMMIT"));
+    PQfinish(c);
+    t->acquired = !live;
+    return NULL;
+}
+
+static void ts_style_acquirer_and_this_backend_exclude_each_other(void **state)
+{
+    (void)state;
+    /* TS holds the advisory lock with its row written but not committed: our
+     * acquire waits for it, then must see the committed row → contended. */
+    pthread_barrier_t inside;
+    pthread_barrier_init(&inside, NULL, 2);
+    ts_acquire t = {.key = "ts-mixed", .hold_ms = 300, .inside = &inside};
+    pthread_t th;
+    pthread_create(&th, NULL, ts_acquirer, &t);
+    pthread_barrier_wait(&inside);
+    sg_error err;
+    assert_int_equal(sg_acquire(B, "ts-mixed", 10000, NULL, &err), SG_CONTENDED);
+    pthread_join(th, NULL);
+    assert_true(t.acquired);
+    PQclear(sql(Q, "DELETE FROM syncguard_locks WHERE key = 'ts-mixed'"));
+    /* ours held → the TS-style acquirer sees a live row and does not write */
+    sg_lock a;
+    assert_int_equal(sg_acquire(B, "ts-mixed", 10000, &a, &err), SG_OK);
+    ts_acquire t2 = {.key = "ts-mixed", .hold_ms = 0};
+    ts_acquirer(&t2);
+    assert_false(t2.acquired);
+    sg_lock_info info;
+    assert_int_equal(sg_lookup_key_raw(B, "ts-mixed", &info, &err), SG_OK);
+    assert_string_equal(info.lock_id, a.lock_id);
+    /* and fences from both sides share one counter */
+    assert_int_equal(sg_release(B, a.lock_id, &err), SG_OK);
+    ts_acquire t3 = {.key = "ts-mixed", .hold_ms = 0};
+    ts_acquirer(&t3);
+    assert_true(t3.acquired);
+    PGresult *r = sql(Q, "SELECT fence FROM syncguard_locks WHERE key = 'ts-mixed'");
+    assert_true(strcmp(PQgetvalue(r, 0, 0), a.fence) > 0);
+    PQclear(r);
+    PQclear(sql(Q, "DELETE FROM syncguard_locks WHERE key = 'ts-mixed'"));
+}
+
+static void statement_timeout_is_network_timeout_without_a_ghost(void **state)
+{
+    (void)state;
+    char u[256];
+    snprintf(u, sizeof u, "%s?command_timeout_ms=300", url);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    pthread_barrier_t inside;
+    pthread_barrier_init(&inside, NULL, 2);
+    ts_acquire t = {.key = "pg-slow", .hold_ms = 1500, .inside = &inside};
+    pthread_t th;
+    pthread_create(&th, NULL, ts_acquirer, &t);
+    pthread_barrier_wait(&inside);
+    assert_int_equal(sg_acquire(b, "pg-slow", 10000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_NETWORK_TIMEOUT);
+    assert_true(err.unknown_outcome);
+    pthread_join(th, NULL);
+    /* the cancelled transaction left nothing of ours behind */
+    PGresult *r = sql(Q, "SELECT lock_id FROM syncguard_locks WHERE key = 'pg-slow'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "TSTSTSTSTSTSTSTSTSTSTS");
+    PQclear(r);
+    PQclear(sql(Q, "DELETE FROM syncguard_locks WHERE key = 'pg-slow'"));
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "pg-slow", 10000, &a, &err), SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+}
+
+static void outage_recovery_and_fences_across_restart(void **state)
+{
+    (void)state;
+    int p = atoi(getenv("SG_TEST_PG_PORT_BASE"));
+    ctl("start restart %d", p);
+    char u[256];
+    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    char last[16] = "";
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_OK);
+        strcpy(last, a.fence);
+        assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    }
+    ctl("kill9 restart");
+    assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    ctl("restart restart");
+    sg_status st = SG_ERROR;
+    for (int i = 0; i < 3 && st != SG_OK; i++)
+        st = sg_acquire(b, "durable", 10000, &a, &err);
+    assert_int_equal(st, SG_OK);
+    assert_true(strcmp(a.fence, last) > 0);
+    sg_backend_close(b);
+    ctl("stop restart");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(expiry_has_one_second_tolerance),
+        cmocka_unit_test(layout_matches_syncguard),
+        cmocka_unit_test(schema_is_idempotent_and_tables_configurable),
+        cmocka_unit_test(wrong_password_is_auth_failed),
+        cmocka_unit_test(hostile_rows_are_errors_not_crashes),
+        cmocka_unit_test(ts_style_acquirer_and_this_backend_exclude_each_other),
+        cmocka_unit_test(statement_timeout_is_network_timeout_without_a_ghost),
+        cmocka_unit_test(outage_recovery_and_fences_across_restart),
+    };
+    return cmocka_run_group_tests_name("postgres", tests, group_setup, group_teardown);
+}
