@@ -1,5 +1,6 @@
 /* sg_bench.c — benchmarks (not tests): ops/s and p50/p99 per operation.
  *   sg_bench lib URL SECONDS          acquire+release cycles, extend, 4-thread contention
+ *   sg_bench count URL N              N acquire+extend+release (count syscalls)
  *   sg_bench fs URL MOUNT SECONDS     mount cycles (open+flock+close, counted once the
  *                                     release is visible to another client), exists
  *                                     checks, and the library cycle in the same run
@@ -232,6 +233,16 @@ int main(int argc, char **argv)
         lib_cycles(b, secs, "library");
         lib_extend(b, secs);
         lib_contention(b);
+    } else if (!strcmp(argv[1], "count")) {
+        /* N acquire + extend + release, for counting round trips with strace */
+        int n = atoi(argv[3]);
+        for (int i = 0; i < n; i++) {
+            sg_lock lock;
+            if (sg_acquire(b, "bench-count", 30000, &lock, &err) != SG_OK ||
+                sg_extend(b, lock.lock_id, 30000, NULL, &err) != SG_OK ||
+                sg_release(b, lock.lock_id, &err) != SG_OK)
+                die("count", &err);
+        }
     } else if (!strcmp(argv[1], "fs") && argc >= 5) {
         double secs = atof(argv[4]);
         fs_cycles(b, argv[3], secs);
