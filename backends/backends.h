@@ -7,4 +7,6 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
                         sg_error *err);
 sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,
                            sg_error *err);
+sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+                            sg_error *err);
 #endif

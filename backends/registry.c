@@ -15,7 +15,7 @@ static const struct {
     {"unix://", "redis", sg_redis_open},
     {"postgres://", "postgres", sg_postgres_open},
     {"postgresql://", "postgres", sg_postgres_open},
-    {"firestore://", "firestore", NULL},
+    {"firestore://", "firestore", sg_firestore_open},
 };
 
 sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend **out,
@@ -41,5 +41,5 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
 
 const char *sg_backend_schemes(void)
 {
-    return "redis://, unix://, postgres://, postgresql://";
+    return "redis://, unix://, postgres://, postgresql://, firestore://";
 }

@@ -1,0 +1,960 @@
+/* firestore.c — the Firestore backend over the REST API (libcurl + cJSON).
+ *
+ * No pessimistic transactions (an open transaction's read blocks other
+ * writers for seconds): acquire is a batchGet of the lock and counter
+ * documents, a decision on the client clock, then one commit whose two
+ * writes carry preconditions (exists:false or the updateTime read). A lost
+ * precondition means someone moved first. Release/extend are one commit
+ * when this process knows the document's updateTime, else a runQuery on
+ * lockId first. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends.h"
+#include "firestore.h"
+
+#define FS_LIMIT 1500
+#define POOL_MAX 16
+#define NAME_MAX_ 2400
+#define MAX_BODY (8u << 20)
+#define CACHE_BUCKETS 4096
+#define CACHE_MAX 200000
+
+typedef struct cached {
+    struct cached *next;
+    char lock_id[SG_LOCK_ID_LEN + 1];
+    char *name;            /* full document name */
+    char update_time[64];
+    int64_t expires_at_ms;
+} cached;
+
+typedef struct fs_backend {
+    char endpoint[256];    /* http://host:port or https://firestore.googleapis.com */
+    char base[600];        /* /v1/projects/P/databases/D/documents */
+    char docs[512];        /* projects/P/databases/D/documents */
+    char collection[128], fence_collection[128];
+    bool emulator, metadata;
+    char *token_file, *credentials;
+    long timeout_ms, connect_timeout_ms;
+    pthread_mutex_t mu;    /* pool, token, cache */
+    pthread_cond_t cv;
+    CURL *idle[POOL_MAX];
+    int n_idle, n_open;
+    char token[4096];
+    int64_t token_expiry_ms;
+    cached *cache[CACHE_BUCKETS];
+    size_t n_cached;
+    atomic_llong skew_ms;
+    atomic_int skew_warned;
+} fs_backend;
+
+/* ---- HTTP ---- */
+typedef struct buf {
+    char *p;
+    size_t n;
+    bool overflow;
+} buf;
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
+{
+    buf *b = ud;
+    size_t n = size * nmemb;
+    if (b->n + n > MAX_BODY) {
+        b->overflow = true;
+        return 0;
+    }
+    char *p = realloc(b->p, b->n + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->n, data, n);
+    b->p = p;
+    b->n += n;
+    p[b->n] = '\0';
+    return n;
+}
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static CURL *borrow(fs_backend *fb)
+{
+    pthread_mutex_lock(&fb->mu);
+    while (fb->n_idle == 0 && fb->n_open >= POOL_MAX)
+        pthread_cond_wait(&fb->cv, &fb->mu);
+    CURL *c = NULL;
+    if (fb->n_idle > 0) {
+        c = fb->idle[--fb->n_idle];
+    } else {
+        fb->n_open++;
+        c = curl_easy_init();
+        if (!c)
+            fb->n_open--;
+    }
+    pthread_mutex_unlock(&fb->mu);
+    return c;
+}
+
+static void give_back(fs_backend *fb, CURL *c)
+{
+    pthread_mutex_lock(&fb->mu);
+    fb->idle[fb->n_idle++] = c;
+    pthread_cond_signal(&fb->cv);
+    pthread_mutex_unlock(&fb->mu);
+}
+
+static sg_status curl_error(CURLcode rc, sg_error *err)
+{
+    if (err)
+        snprintf(err->cause, sizeof err->cause, "%s", curl_easy_strerror(rc));
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "Firestore did not answer in time");
+    if (rc == CURLE_OUT_OF_MEMORY)
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    if (rc == CURLE_WRITE_ERROR)
+        return sg_error_set(err, SG_E_INTERNAL, "Firestore response too large");
+    return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "cannot reach Firestore");
+}
+
+/* Raw HTTP exchange. body NULL = GET. Returns the HTTP code (0 on transport
+ * failure, err set) and the body in *out (caller frees). */
+static long http(fs_backend *fb, const char *url, const char *body, const char *auth,
+                 const char *ctype, struct curl_slist *extra, char **out, sg_error *err)
+{
+    *out = NULL;
+    CURL *c = borrow(fb);
+    if (!c) {
+        sg_error_set(err, SG_E_INTERNAL, "cannot create an HTTP handle");
+        return 0;
+    }
+    curl_easy_reset(c);
+    buf b = {0};
+    struct curl_slist *h = extra;
+    char ah[4200];
+    if (auth) {
+        snprintf(ah, sizeof ah, "Authorization: %s", auth);
+        h = curl_slist_append(h, ah);
+    }
+    if (ctype) {
+        char ch[128];
+        snprintf(ch, sizeof ch, "Content-Type: %s", ctype);
+        h = curl_slist_append(h, ch);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, fb->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, fb->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long code = 0;
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        *out = b.p ? b.p : strdup("");
+    } else {
+        curl_error(b.overflow ? CURLE_WRITE_ERROR : rc, err);
+        free(b.p);
+    }
+    if (auth)
+        explicit_bzero(ah, sizeof ah);
+    curl_slist_free_all(h);
+    give_back(fb, c);
+    return code;
+}
+
+/* ---- credentials (never with the emulator) ---- */
+static char *slurp(const char *path, sg_error *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        sg_error_set(err, SG_E_AUTH_FAILED, "cannot read credentials file %s: %s", path,
+                     strerror(errno));
+        return NULL;
+    }
+    char *s = malloc(65536);
+    size_t n = s ? fread(s, 1, 65535, f) : 0;
+    fclose(f);
+    if (!s) {
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static sg_status token_from_response(fs_backend *fb, long code, const char *body, sg_error *err)
+{
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
+    sg_status st = SG_OK;
+    if (code != 200 || !cJSON_IsString(at) || strlen(at->valuestring) >= sizeof fb->token - 8)
+        st = sg_error_set(err, SG_E_AUTH_FAILED, "token request failed (HTTP %ld)", code);
+    else {
+        snprintf(fb->token, sizeof fb->token, "Bearer %s", at->valuestring);
+        int64_t life = cJSON_IsNumber(ex) ? (int64_t)ex->valuedouble : 300;
+        fb->token_expiry_ms = sg_now_ms() + (life > 120 ? life - 60 : life / 2) * 1000;
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+/* The Authorization header value, refreshed before it expires. */
+static sg_status authorization(fs_backend *fb, char *out, size_t size, sg_error *err)
+{
+    if (fb->emulator) {
+        snprintf(out, size, "Bearer owner");
+        return SG_OK;
+    }
+    pthread_mutex_lock(&fb->mu);
+    bool fresh = fb->token[0] && sg_now_ms() < fb->token_expiry_ms;
+    if (fresh)
+        snprintf(out, size, "%s", fb->token);
+    pthread_mutex_unlock(&fb->mu);
+    if (fresh)
+        return SG_OK;
+    sg_status st = SG_ERROR;
+    char *body = NULL;
+    if (fb->token_file) {
+        char *t = slurp(fb->token_file, err);
+        if (t) {
+            t[strcspn(t, "\r\n")] = '\0';
+            pthread_mutex_lock(&fb->mu);
+            snprintf(fb->token, sizeof fb->token, "Bearer %s", t);
+            fb->token_expiry_ms = sg_now_ms() + 60000; /* re-read the file every minute */
+            pthread_mutex_unlock(&fb->mu);
+            explicit_bzero(t, strlen(t));
+            free(t);
+            st = SG_OK;
+        }
+    } else if (fb->credentials) {
+        char *json = slurp(fb->credentials, err);
+        cJSON *j = json ? cJSON_Parse(json) : NULL;
+        const char *email = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "client_email"));
+        const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "private_key"));
+        const char *uri = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "token_uri"));
+        char *jwt = NULL;
+        if (!json) {
+            /* err set by slurp */
+        } else if (!email || !key) {
+            sg_error_set(err, SG_E_AUTH_FAILED, "service account JSON lacks client_email or "
+                                                "private_key");
+        } else if (fst_jwt(email, key, uri ? uri : "https://oauth2.googleapis.com/token",
+                           "https://www.googleapis.com/auth/datastore", sg_now_ms() / 1000, &jwt,
+                           err) == SG_OK) {
+            char form[8192];
+            snprintf(form, sizeof form,
+                     "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
+                     "&assertion=%s", jwt);
+            long code = http(fb, uri ? uri : "https://oauth2.googleapis.com/token", form, NULL,
+                             "application/x-www-form-urlencoded", NULL, &body, err);
+            if (code) {
+                pthread_mutex_lock(&fb->mu);
+                st = token_from_response(fb, code, body, err);
+                pthread_mutex_unlock(&fb->mu);
+            }
+            explicit_bzero(form, sizeof form);
+        }
+        free(jwt);
+        cJSON_Delete(j);
+        if (json)
+            explicit_bzero(json, strlen(json));
+        free(json);
+    } else if (fb->metadata) {
+        struct curl_slist *h = curl_slist_append(NULL, "Metadata-Flavor: Google");
+        long code = http(fb, "http://169.254.169.254/computeMetadata/v1/instance/"
+                             "service-accounts/default/token",
+                         NULL, NULL, NULL, h, &body, err);
+        if (code) {
+            pthread_mutex_lock(&fb->mu);
+            st = token_from_response(fb, code, body, err);
+            pthread_mutex_unlock(&fb->mu);
+        }
+    } else {
+        sg_error_set(err, SG_E_AUTH_FAILED,
+                     "no Firestore credentials: set GOOGLE_APPLICATION_CREDENTIALS, token_file=, "
+                     "metadata=1, or FIRESTORE_EMULATOR_HOST");
+    }
+    if (body)
+        explicit_bzero(body, strlen(body));
+    free(body);
+    if (st == SG_OK) {
+        pthread_mutex_lock(&fb->mu);
+        snprintf(out, size, "%s", fb->token);
+        pthread_mutex_unlock(&fb->mu);
+    }
+    return st;
+}
+
+/* ---- REST calls ---- */
+static void note_skew(fs_backend *fb, const cJSON *j, int64_t sent_ms, int64_t recv_ms)
+{
+    const cJSON *o = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, 0) : j;
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "commitTime"));
+    if (!t)
+        t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "readTime"));
+    int64_t server;
+    if (!t || !fst_time_ms(t, &server))
+        return;
+    /* The server stamped its time somewhere between our send and receive, so
+     * the skew lies in [server - recv, server - sent]: take the value of that
+     * interval nearest zero (a slow response must not look like skew). */
+    int64_t lo = server - recv_ms, hi = server - sent_ms;
+    int64_t skew = lo > 0 ? lo : hi < 0 ? hi : 0;
+    atomic_store(&fb->skew_ms, skew);
+    if (llabs(skew) > 200 && !atomic_exchange(&fb->skew_warned, 1))
+        sg_log(SG_LOG_WARN, "firestore: client clock is %lld ms off the server's (warn > 200 ms, "
+                            "acquire refused > 500 ms)", (long long)skew);
+    else if (llabs(skew) <= 100)
+        atomic_store(&fb->skew_warned, 0);
+}
+
+/* POST {base}{suffix} with a JSON body. Returns the parsed response (caller
+ * deletes) or NULL with err set; status gets Firestore's error.status. */
+static cJSON *rest(fs_backend *fb, const char *suffix, cJSON *req, bool mutation, char status[48],
+                   sg_error *err)
+{
+    status[0] = '\0';
+    char auth[4200];
+    if (authorization(fb, auth, sizeof auth, err) != SG_OK)
+        return NULL;
+    char *body = cJSON_PrintUnformatted(req);
+    if (!body) {
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s%s", fb->endpoint, fb->base, suffix);
+    char *resp = NULL;
+    int64_t sent = sg_now_ms();
+    long code = http(fb, url, body, auth, "application/json", NULL, &resp, err);
+    int64_t recv = sg_now_ms();
+    explicit_bzero(auth, sizeof auth);
+    free(body);
+    if (!code) {
+        if (err)
+            err->unknown_outcome = mutation;
+        return NULL;
+    }
+    cJSON *j = NULL;
+    if (code / 100 != 2) {
+        fst_map_error(code, resp, status, err);
+    } else if (!(j = cJSON_Parse(resp))) {
+        sg_error_set(err, SG_E_INTERNAL, "malformed JSON from Firestore (%zu bytes)",
+                     strlen(resp));
+        if (err)
+            err->unknown_outcome = mutation;
+    } else {
+        note_skew(fb, j, sent, recv);
+    }
+    free(resp);
+    return j;
+}
+
+/* ---- documents and values ---- */
+static sg_status doc_name(fs_backend *fb, const char *coll, const char *skey, char *out,
+                          sg_error *err)
+{
+    char id[FST_ID_MAX + 1];
+    if (fst_doc_id(skey, id, sizeof id, err) != SG_OK)
+        return SG_ERROR;
+    snprintf(out, NAME_MAX_, "%s/%s/%s", fb->docs, coll, id);
+    return SG_OK;
+}
+
+static void add_str(cJSON *fields, const char *name, const char *v)
+{
+    cJSON *o = cJSON_AddObjectToObject(fields, name);
+    cJSON_AddStringToObject(o, "stringValue", v);
+}
+
+static void add_int(cJSON *fields, const char *name, int64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%lld", (long long)v);
+    cJSON *o = cJSON_AddObjectToObject(fields, name);
+    cJSON_AddStringToObject(o, "integerValue", s);
+}
+
+/* A write with a precondition: update_time "" → must not exist. */
+static cJSON *add_write(cJSON *writes, const char *name, const char *update_time, bool del)
+{
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddItemToArray(writes, w);
+    cJSON *doc = NULL;
+    if (del) {
+        cJSON_AddStringToObject(w, "delete", name);
+    } else {
+        doc = cJSON_AddObjectToObject(w, "update");
+        cJSON_AddStringToObject(doc, "name", name);
+    }
+    cJSON *pre = cJSON_AddObjectToObject(w, "currentDocument");
+    if (update_time && update_time[0])
+        cJSON_AddStringToObject(pre, "updateTime", update_time);
+    else
+        cJSON_AddBoolToObject(pre, "exists", 0);
+    return doc ? cJSON_AddObjectToObject(doc, "fields") : NULL;
+}
+
+static bool is_outcome(const char *status)
+{
+    return !strcmp(status, "FAILED_PRECONDITION") || !strcmp(status, "ALREADY_EXISTS") ||
+           !strcmp(status, "NOT_FOUND");
+}
+
+/* batchGet of n documents into docs (lock parser for index 0, counter for 1). */
+static sg_status batch_get(fs_backend *fb, const char **names, int n, fst_doc *docs,
+                           sg_error *err)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(req, "documents");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+    char status[48];
+    cJSON *j = rest(fb, ":batchGet", req, false, status, err);
+    cJSON_Delete(req);
+    if (!j)
+        return SG_ERROR;
+    memset(docs, 0, sizeof *docs * (size_t)n);
+    sg_status st = SG_OK;
+    int seen = 0;
+    const cJSON *item;
+    if (!cJSON_IsArray(j))
+        st = sg_error_set(err, SG_E_INTERNAL, "unexpected batchGet response from Firestore");
+    const cJSON *list = cJSON_IsArray(j) ? j : NULL;
+    cJSON_ArrayForEach(item, list) {
+        const cJSON *found = cJSON_GetObjectItemCaseSensitive(item, "found");
+        const char *missing = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "missing"));
+        const char *name = found ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(found, "name"))
+                                 : missing;
+        if (!name)
+            continue; /* e.g. a transaction/readTime-only element */
+        for (int i = 0; i < n; i++) {
+            if (strcmp(name, names[i]))
+                continue;
+            seen++;
+            if (found && st == SG_OK)
+                st = i == 0 ? fst_parse_lock(found, &docs[i], err)
+                            : fst_parse_counter(found, &docs[i], err);
+        }
+    }
+    if (st == SG_OK && seen != n)
+        st = sg_error_set(err, SG_E_INTERNAL, "incomplete batchGet response from Firestore");
+    cJSON_Delete(j);
+    return st;
+}
+
+/* The lock document holding lockId (runQuery), or !exists. */
+static sg_status query_lock(fs_backend *fb, const char *lock_id, fst_doc *doc, char *name,
+                            sg_error *err)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON *q = cJSON_AddObjectToObject(req, "structuredQuery");
+    cJSON *from = cJSON_AddArrayToObject(q, "from");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "collectionId", fb->collection);
+    cJSON_AddItemToArray(from, c);
+    cJSON *ff = cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "where"), "fieldFilter");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ff, "field"), "fieldPath", "lockId");
+    cJSON_AddStringToObject(ff, "op", "EQUAL");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ff, "value"), "stringValue", lock_id);
+    cJSON_AddNumberToObject(q, "limit", 1);
+    char status[48];
+    cJSON *j = rest(fb, ":runQuery", req, false, status, err);
+    cJSON_Delete(req);
+    if (!j)
+        return SG_ERROR;
+    memset(doc, 0, sizeof *doc);
+    sg_status st = SG_OK;
+    if (!cJSON_IsArray(j))
+        st = sg_error_set(err, SG_E_INTERNAL, "unexpected runQuery response from Firestore");
+    const cJSON *item;
+    const cJSON *list = cJSON_IsArray(j) ? j : NULL;
+    cJSON_ArrayForEach(item, list) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(item, "document");
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name"));
+        if (!d || !n || doc->exists)
+            continue;
+        st = fst_parse_lock(d, doc, err);
+        snprintf(name, NAME_MAX_, "%s", n);
+    }
+    cJSON_Delete(j);
+    if (st == SG_OK && doc->exists && strcmp(doc->lock_id, lock_id))
+        doc->exists = false;
+    return st;
+}
+
+/* ---- the updateTime cache: lockId → (document, updateTime, expiry) ---- */
+static unsigned bucket(const char *id)
+{
+    unsigned h = 5381;
+    for (; *id; id++)
+        h = h * 33 + (unsigned char)*id;
+    return h % CACHE_BUCKETS;
+}
+
+static void cache_put(fs_backend *fb, const char *lock_id, const char *name, const char *ut,
+                      int64_t exp)
+{
+    pthread_mutex_lock(&fb->mu);
+    cached **pp = &fb->cache[bucket(lock_id)], *c = *pp;
+    while (c && strcmp(c->lock_id, lock_id))
+        c = c->next;
+    if (!c && fb->n_cached < CACHE_MAX && (c = calloc(1, sizeof *c))) {
+        memcpy(c->lock_id, lock_id, sizeof c->lock_id);
+        c->next = *pp;
+        *pp = c;
+        fb->n_cached++;
+    }
+    if (c) {
+        free(c->name);
+        c->name = strdup(name);
+        snprintf(c->update_time, sizeof c->update_time, "%s", ut);
+        c->expires_at_ms = exp;
+    }
+    pthread_mutex_unlock(&fb->mu);
+}
+
+static bool cache_get(fs_backend *fb, const char *lock_id, char *name, char *ut, int64_t *exp)
+{
+    pthread_mutex_lock(&fb->mu);
+    cached *c = fb->cache[bucket(lock_id)];
+    while (c && strcmp(c->lock_id, lock_id))
+        c = c->next;
+    bool hit = c && c->name;
+    if (hit) {
+        snprintf(name, NAME_MAX_, "%s", c->name);
+        snprintf(ut, 64, "%s", c->update_time);
+        *exp = c->expires_at_ms;
+    }
+    pthread_mutex_unlock(&fb->mu);
+    return hit;
+}
+
+static void cache_drop(fs_backend *fb, const char *lock_id)
+{
+    pthread_mutex_lock(&fb->mu);
+    cached **pp = &fb->cache[bucket(lock_id)];
+    while (*pp && strcmp((*pp)->lock_id, lock_id))
+        pp = &(*pp)->next;
+    if (*pp) {
+        cached *c = *pp;
+        *pp = c->next;
+        free(c->name);
+        free(c);
+        fb->n_cached--;
+    }
+    pthread_mutex_unlock(&fb->mu);
+}
+
+static void short_pause(int attempt)
+{
+    usleep((useconds_t)(5000 * attempt + (sg_monotonic_ms() % 7) * 1000));
+}
+
+static const char *commit_update_time(const cJSON *j, int index)
+{
+    const cJSON *wr = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "writeResults"), index);
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(wr, "updateTime"));
+}
+
+/* ---- operations ---- */
+static sg_status f_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
+                           sg_lock *out, sg_error *err)
+{
+    fs_backend *fb = b->impl;
+    long long skew = atomic_load(&fb->skew_ms);
+    if (llabs(skew) > 500)
+        return sg_error_set(err, SG_E_INTERNAL,
+                            "client clock is %lld ms off Firestore's: refusing to acquire "
+                            "(limit 500 ms)", skew);
+    char sk[SG_KEY_MAX * 3], fk[SG_KEY_MAX * 3 + 16];
+    char lname[NAME_MAX_], fname[NAME_MAX_];
+    if (sg_storage_key("", key, FS_LIMIT, 0, sk, sizeof sk, err) != SG_OK ||
+        sg_fence_key("", sk, FS_LIMIT, 0, fk, sizeof fk, err) != SG_OK ||
+        doc_name(fb, fb->collection, sk, lname, err) != SG_OK ||
+        doc_name(fb, fb->fence_collection, fk, fname, err) != SG_OK)
+        return SG_ERROR;
+    for (int attempt = 1;; attempt++) {
+        fst_doc docs[2];
+        const char *names[2] = {lname, fname};
+        if (batch_get(fb, names, 2, docs, err) != SG_OK)
+            return SG_ERROR;
+        int64_t now = sg_now_ms();
+        if (docs[0].exists && sg_is_live(docs[0].expires_at_ms, now))
+            return SG_CONTENDED;
+        uint64_t next = (docs[1].exists ? docs[1].counter : 0) + 1;
+        if (sg_fence_check(next, key, err) != SG_OK)
+            return SG_ERROR; /* nothing written */
+        char fence[SG_FENCE_LEN + 1];
+        sg_fence_format(next, fence);
+        cJSON *req = cJSON_CreateObject();
+        cJSON *writes = cJSON_AddArrayToObject(req, "writes");
+        cJSON *cf = add_write(writes, fname, docs[1].exists ? docs[1].update_time : "", false);
+        add_str(cf, "fence", fence);
+        add_str(cf, "keyDebug", key);
+        cJSON *lf = add_write(writes, lname, docs[0].exists ? docs[0].update_time : "", false);
+        add_str(lf, "lockId", lock_id);
+        add_int(lf, "expiresAtMs", now + ttl);
+        add_int(lf, "acquiredAtMs", now);
+        add_str(lf, "key", key);
+        add_str(lf, "fence", fence);
+        char status[48];
+        cJSON *j = rest(fb, ":commit", req, true, status, err);
+        cJSON_Delete(req);
+        if (!j) {
+            if (is_outcome(status))
+                return SG_CONTENDED; /* someone moved first */
+            if (!strcmp(status, "ABORTED") && attempt < 4) {
+                short_pause(attempt);
+                continue;
+            }
+            return SG_ERROR;
+        }
+        const char *ut = commit_update_time(j, 1);
+        if (ut)
+            cache_put(fb, lock_id, lname, ut, now + ttl);
+        cJSON_Delete(j);
+        memcpy(out->fence, fence, sizeof fence);
+        out->acquired_at_ms = now;
+        out->expires_at_ms = now + ttl;
+        return SG_OK;
+    }
+}
+
+/* Shared by release and extend: find our live lock document (cache first,
+ * else runQuery) and commit one write with the updateTime precondition. */
+static sg_status mutate(fs_backend *fb, const char *lock_id, int64_t ttl, int64_t *exp,
+                        sg_error *err)
+{
+    bool del = ttl == 0;
+    char name[NAME_MAX_], ut[64];
+    int64_t expires = 0;
+    bool from_cache = cache_get(fb, lock_id, name, ut, &expires);
+    for (int attempt = 1;; attempt++) {
+        if (!from_cache) {
+            fst_doc doc;
+            if (query_lock(fb, lock_id, &doc, name, err) != SG_OK)
+                return SG_ERROR;
+            if (!doc.exists)
+                return SG_ABSENT;
+            snprintf(ut, sizeof ut, "%s", doc.update_time);
+            expires = doc.expires_at_ms;
+        }
+        int64_t now = sg_now_ms();
+        if (!sg_is_live(expires, now)) {
+            cache_drop(fb, lock_id);
+            return SG_ABSENT; /* never resurrect */
+        }
+        cJSON *req = cJSON_CreateObject();
+        cJSON *writes = cJSON_AddArrayToObject(req, "writes");
+        cJSON *f = add_write(writes, name, ut, del);
+        if (!del) {
+            add_int(f, "expiresAtMs", now + ttl);
+            cJSON *w = cJSON_GetArrayItem(writes, 0);
+            cJSON *paths = cJSON_AddArrayToObject(cJSON_AddObjectToObject(w, "updateMask"),
+                                                  "fieldPaths");
+            cJSON_AddItemToArray(paths, cJSON_CreateString("expiresAtMs"));
+        }
+        char status[48];
+        cJSON *j = rest(fb, ":commit", req, true, status, err);
+        cJSON_Delete(req);
+        if (!j) {
+            if (is_outcome(status)) {
+                if (from_cache) { /* our cached updateTime is stale: look it up */
+                    cache_drop(fb, lock_id);
+                    from_cache = false;
+                    sg_error_clear(err);
+                    continue;
+                }
+                return SG_ABSENT; /* changed under us: no longer ours */
+            }
+            if (!strcmp(status, "ABORTED") && attempt < 4) {
+                short_pause(attempt);
+                continue;
+            }
+            return SG_ERROR;
+        }
+        if (del) {
+            cache_drop(fb, lock_id);
+        } else {
+            const char *nut = commit_update_time(j, 0);
+            if (nut)
+                cache_put(fb, lock_id, name, nut, now + ttl);
+            *exp = now + ttl;
+        }
+        cJSON_Delete(j);
+        return SG_OK;
+    }
+}
+
+static sg_status f_release(sg_backend *b, const char *lock_id, sg_error *err)
+{
+    return mutate(b->impl, lock_id, 0, NULL, err);
+}
+
+static sg_status f_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
+                          sg_error *err)
+{
+    return mutate(b->impl, lock_id, ttl, exp, err);
+}
+
+static void fill_info(const fst_doc *d, sg_lock_info *out)
+{
+    memcpy(out->lock_id, d->lock_id, sizeof out->lock_id);
+    memcpy(out->key, d->key, sizeof out->key);
+    memcpy(out->fence, d->fence, sizeof out->fence);
+    out->acquired_at_ms = d->acquired_at_ms;
+    out->expires_at_ms = d->expires_at_ms;
+}
+
+static sg_status f_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err)
+{
+    fs_backend *fb = b->impl;
+    char sk[SG_KEY_MAX * 3], name[NAME_MAX_];
+    if (sg_storage_key("", key, FS_LIMIT, 0, sk, sizeof sk, err) != SG_OK ||
+        doc_name(fb, fb->collection, sk, name, err) != SG_OK)
+        return SG_ERROR;
+    fst_doc doc;
+    const char *names[1] = {name};
+    if (batch_get(fb, names, 1, &doc, err) != SG_OK)
+        return SG_ERROR;
+    if (!doc.exists || !sg_is_live(doc.expires_at_ms, sg_now_ms()))
+        return SG_ABSENT;
+    fill_info(&doc, out);
+    return SG_OK;
+}
+
+static sg_status f_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
+                             sg_error *err)
+{
+    fst_doc doc;
+    char name[NAME_MAX_];
+    if (query_lock(b->impl, lock_id, &doc, name, err) != SG_OK)
+        return SG_ERROR;
+    if (!doc.exists || !sg_is_live(doc.expires_at_ms, sg_now_ms()))
+        return SG_ABSENT;
+    fill_info(&doc, out);
+    return SG_OK;
+}
+
+static sg_status f_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
+{
+    sg_lock_info info;
+    sg_status st = f_lookup_key(b, key, &info, err);
+    if (st == SG_ERROR)
+        return SG_ERROR;
+    *locked = st == SG_OK;
+    return SG_OK;
+}
+
+static sg_status f_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
+                        void *ud, sg_error *err)
+{
+    fs_backend *fb = b->impl;
+    cJSON *req = cJSON_CreateObject();
+    cJSON *q = cJSON_AddObjectToObject(req, "structuredQuery");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "collectionId", fb->collection);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "from"), c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "field"), "fieldPath", "__name__");
+    cJSON_AddStringToObject(o, "direction", "ASCENDING");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "orderBy"), o);
+    if (cursor[0]) {
+        char name[NAME_MAX_ + SG_CURSOR_LEN];
+        snprintf(name, sizeof name, "%s/%s/%s", fb->docs, fb->collection, cursor);
+        cJSON *at = cJSON_AddObjectToObject(q, "startAt");
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "referenceValue", name);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(at, "values"), v);
+        cJSON_AddBoolToObject(at, "before", 0);
+    }
+    cJSON_AddNumberToObject(q, "limit", (double)page);
+    char status[48];
+    cJSON *j = rest(fb, ":runQuery", req, false, status, err);
+    cJSON_Delete(req);
+    if (!j)
+        return SG_ERROR;
+    size_t n = 0;
+    int64_t now = sg_now_ms();
+    char last[SG_CURSOR_LEN] = "";
+    const cJSON *item;
+    const cJSON *list = cJSON_IsArray(j) ? j : NULL;
+    cJSON_ArrayForEach(item, list) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(item, "document");
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name"));
+        if (!nm)
+            continue;
+        n++;
+        const char *slash = strrchr(nm, '/');
+        snprintf(last, sizeof last, "%s", slash ? slash + 1 : nm);
+        fst_doc doc;
+        memset(&doc, 0, sizeof doc);
+        if (fst_parse_lock(d, &doc, NULL) == SG_OK && sg_is_live(doc.expires_at_ms, now))
+            fn(doc.key, ud);
+    }
+    cJSON_Delete(j);
+    if (n < page)
+        cursor[0] = '\0';
+    else
+        snprintf(cursor, SG_CURSOR_LEN, "%s", last);
+    return SG_OK;
+}
+
+static void f_close(sg_backend *b)
+{
+    fs_backend *fb = b->impl;
+    for (int i = 0; i < fb->n_idle; i++)
+        curl_easy_cleanup(fb->idle[i]);
+    for (int i = 0; i < CACHE_BUCKETS; i++)
+        for (cached *c = fb->cache[i], *n; c; c = n) {
+            n = c->next;
+            free(c->name);
+            free(c);
+        }
+    explicit_bzero(fb->token, sizeof fb->token);
+    free(fb->token_file);
+    free(fb->credentials);
+    pthread_mutex_destroy(&fb->mu);
+    pthread_cond_destroy(&fb->cv);
+    free(fb);
+    free(b);
+}
+
+static const sg_backend_ops firestore_ops = {
+    .acquire = f_acquire,
+    .release = f_release,
+    .extend = f_extend,
+    .is_locked = f_is_locked,
+    .lookup_key = f_lookup_key,
+    .lookup_id = f_lookup_id,
+    .list = f_list,
+    .close = f_close,
+};
+
+/* ---- URL ---- */
+static bool valid_segment(const char *s, size_t max, bool parens)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || (parens && (*s == '(' || *s == ')'))))
+            return false;
+    return true;
+}
+
+static sg_status parse_url(fs_backend *fb, const char *url, sg_error *err)
+{
+    char copy[1024];
+    if (strlen(url) >= sizeof copy)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "Firestore URL too long");
+    snprintf(copy, sizeof copy, "%s", url + strlen("firestore://"));
+    char *q = strchr(copy, '?');
+    if (q)
+        *q++ = '\0';
+    char *db = strchr(copy, '/');
+    if (db)
+        *db++ = '\0';
+    if (!db || !*db)
+        db = "(default)";
+    if (!valid_segment(copy, 63, false) || !valid_segment(db, 63, true) || strchr(db, '/'))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "firestore://PROJECT[/DATABASE]: project and database must be "
+                            "letters, digits, '-' or '_'");
+    snprintf(fb->docs, sizeof fb->docs, "projects/%.63s/databases/%.63s/documents", copy, db);
+    snprintf(fb->base, sizeof fb->base, "/v1/%s", fb->docs);
+    char *save = NULL;
+    for (char *p = q ? strtok_r(q, "&", &save) : NULL; p; p = strtok_r(NULL, "&", &save)) {
+        char *v = strchr(p, '=');
+        if (!v)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed URL parameter");
+        *v++ = '\0';
+        if (!strcmp(p, "collection") || !strcmp(p, "fence_collection")) {
+            if (!valid_segment(v, 100, false))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "collection names must be non-empty letters, digits, "
+                                    "'-' or '_' (no '/')");
+            snprintf(p[0] == 'c' ? fb->collection : fb->fence_collection, 128, "%s", v);
+        } else if (!strcmp(p, "token_file")) {
+            free(fb->token_file);
+            fb->token_file = strdup(v);
+        } else if (!strcmp(p, "metadata")) {
+            fb->metadata = !strcmp(v, "1") || !strcmp(v, "true");
+        } else if (!strcmp(p, "timeout_ms")) {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*end || t < 1 || t > 600000)
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "timeout_ms must be 1..600000");
+            fb->timeout_ms = t;
+        } else {
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'", p);
+        }
+    }
+    if (!strcmp(fb->collection, fb->fence_collection))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "collection and fence_collection must differ");
+    return SG_OK;
+}
+
+sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+                            sg_error *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, curl_init_once);
+    sg_open_opts o = opts ? *opts : (sg_open_opts){0};
+    sg_backend *b = calloc(1, sizeof *b);
+    fs_backend *fb = calloc(1, sizeof *fb);
+    if (!b || !fb) {
+        free(b);
+        free(fb);
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    }
+    b->ops = &firestore_ops;
+    b->impl = fb;
+    b->caps = (sg_capabilities){"firestore", true, SG_TIME_CLIENT};
+    pthread_mutex_init(&fb->mu, NULL);
+    pthread_cond_init(&fb->cv, NULL);
+    snprintf(fb->collection, sizeof fb->collection, "locks");
+    snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
+    fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
+    fb->connect_timeout_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
+    sg_status st = parse_url(fb, url, err);
+    const char *emu = getenv("FIRESTORE_EMULATOR_HOST");
+    if (st == SG_OK && emu && *emu) {
+        /* host:port only: the emulator is plain HTTP, with no credentials at all */
+        bool ok = strlen(emu) < 200 && !strchr(emu, '/') && !strchr(emu, '@') && strchr(emu, ':');
+        if (!ok)
+            st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                              "FIRESTORE_EMULATOR_HOST must be host:port");
+        snprintf(fb->endpoint, sizeof fb->endpoint, "http://%s", emu);
+        fb->emulator = true;
+    } else if (st == SG_OK) {
+        snprintf(fb->endpoint, sizeof fb->endpoint, "https://firestore.googleapis.com");
+        const char *cred = getenv("GOOGLE_APPLICATION_CREDENTIALS");
+        if (!fb->token_file && cred && *cred)
+            fb->credentials = strdup(cred);
+    }
+    if (st != SG_OK) {
+        f_close(b);
+        return SG_ERROR;
+    }
+    *out = b;
+    return SG_OK;
+}
