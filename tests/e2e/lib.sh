@@ -13,6 +13,12 @@ redis)
 postgres)
     URL="${SG_TEST_PG_URL:-}"
     delete_lock() { psql "$URL" -qAt -c "DELETE FROM syncguard_locks WHERE key = '$1'" >/dev/null; } ;;
+firestore)
+    URL="${SG_TEST_FS_URL:-}"
+    delete_lock() {
+        curl -s -f -X DELETE -H 'Authorization: Bearer owner' \
+            "http://$FIRESTORE_EMULATOR_HOST/v1/projects/${URL#firestore://}/databases/(default)/documents/locks/$1" >/dev/null
+    } ;;
 *) echo "unknown backend $BACKEND" >&2; exit 1 ;;
 esac
 export -f delete_lock
