@@ -105,9 +105,13 @@ static void redact_url(const char *url, char *out, size_t size)
         snprintf(out, size, "%s", url);
         return;
     }
-    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    const char *cut = colon ? colon : at;
-    snprintf(out, size, "%.*s%s", (int)(cut - url), url, at);
+    const char *user = scheme + 3;
+    const char *colon = memchr(user, ':', (size_t)(at - user));
+    const char *user_end = colon ? colon : at;
+    if (user_end > user) /* keep a user name, drop the password */
+        snprintf(out, size, "%.*s@%s", (int)(user_end - url), url, at + 1);
+    else
+        snprintf(out, size, "%.*s%s", (int)(user - url), url, at + 1);
 }
 
 /* Overwrite the password in argv memory so ps and /proc/PID/cmdline show none. */

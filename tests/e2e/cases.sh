@@ -333,4 +333,46 @@ case_restart_after_crash_frees_locks() {
     ok "a restarted daemon releases the locks a crashed one recorded"
 }
 
+case_access_allow_other_lockgroup_sticky() {
+    command -v setpriv >/dev/null || { echo "no setpriv: skipping" >&2; exit 77; }
+    local gid=4242
+    start_daemon "$M1" "$T/state1" "allow_other,lockgroup=$gid"
+    chmod 755 "$T"
+    [ "$(stat -c %a "$M1/locks")" = 1777 ] || fail "locks/ is not sticky 01777"
+    as() { local g="$1"; shift; setpriv --reuid=65534 --regid=65534 --groups="$g" "$@"; }
+    # not in the lock group: may not acquire
+    as 65534 bash -c "exec 9>'$M1/locks/$RUN-g'" 2>/dev/null && fail "non-member acquired"
+    absent "$M1/locks/$RUN-g" || fail "a refused create left a lock"
+    # a member may; the file is 0660, group-owned, owned by the acquirer
+    as "$gid" bash -c "exec 9>'$M1/locks/$RUN-g'; sleep 1.5" &
+    local holder=$!
+    wait_until 3 present "$M1/locks/$RUN-g" || fail "member could not acquire"
+    local st; st="$(stat -c '%a %g %u' "$M1/locks/$RUN-g")"
+    [ "$st" = "660 $gid 65534" ] || fail "mode/group/owner: $st"
+    # another uid (also a member) cannot rm it: sticky locks/ (the kernel says EPERM)
+    setpriv --reuid=4243 --regid="$gid" --clear-groups rm -f "$M1/locks/$RUN-g" 2>/dev/null &&
+        fail "another uid removed the lock"
+    present "$M1/locks/$RUN-g" || fail "lock gone after a refused rm"
+    wait $holder
+    wait_until 2 absent "$M1/locks/$RUN-g" || fail "not released"
+    ok "allow_other: sticky 01777 locks/, lockgroup gates acquisition, 0660 files owned by the acquirer"
+}
+
+case_secrets_stay_out_of_mounts_and_ps() {
+    [ "$BACKEND" = redis ] || exit 77
+    local port=$((SG_TEST_REDIS_PORT_BASE + 20))
+    "$SG_REDIS_CTL" start e2eauth "$port" --requirepass 'Sup3r-s3cret'
+    URL="redis://:Sup3r-s3cret@127.0.0.1:$port"
+    start_daemon "$M1" "$T/state1"
+    local pid; pid="$(cat "$T/m1.pid")"
+    grep -q "Sup3r" /proc/mounts && fail "password in /proc/mounts"
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "Sup3r" && fail "password in argv (ps)"
+    grep " $M1 " /proc/mounts | grep -q "redis://127.0.0.1:$port" || fail "fsname: $(grep " $M1 " /proc/mounts)"
+    exec 9>"$M1/locks/$RUN-pw" || fail "mount with a password does not work"
+    exec 9>&-
+    grep -q "Sup3r" "$T/m1.log" && fail "password in the log"
+    "$SG_REDIS_CTL" stop e2eauth
+    ok "the password is in neither /proc/mounts, argv nor the log"
+}
+
 "case_$1"
