@@ -21,8 +21,15 @@ static char *nfc_dup(const char *s, size_t len, sg_error *err)
         sg_error_set(err, SG_E_INVALID_ARGUMENT, "key contains a NUL byte");
         return NULL;
     }
-    if (len == 0)
-        return strdup("");
+    size_t i = 0;
+    while (i < len && (unsigned char)s[i] < 0x80)
+        i++;
+    if (i == len) { /* ASCII is its own NFC: skip utf8proc (the common case) */
+        char *d = strndup(s, len);
+        if (!d)
+            sg_error_set(err, SG_E_INTERNAL, "out of memory normalizing key");
+        return d;
+    }
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);

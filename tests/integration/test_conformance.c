@@ -13,15 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "syncguard.h"
 
 static sg_backend *B;
 static char run_id[32];
 
-static void msleep(int ms)
-{
-    usleep((useconds_t)ms * 1000);
-}
 
 static const char *k(const char *name)
 {

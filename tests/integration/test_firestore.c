@@ -19,16 +19,13 @@
 #include <unistd.h>
 
 #include "firestore.h"
+#include "helpers.h"
 #include "syncguard.h"
 
 static const char *url, *emu;
 static sg_backend *B;
 static char docs[256]; /* projects/P/databases/(default)/documents */
 
-static void msleep(int ms)
-{
-    usleep((useconds_t)ms * 1000);
-}
 
 static size_t collect(char *d, size_t s, size_t n, void *ud)
 {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "syncguard.h"
 
 static const char *url;
@@ -22,22 +23,7 @@ static int port;
 static sg_backend *B;
 static redisContext *R; /* a plain client for checking the stored layout */
 
-static void msleep(int ms)
-{
-    usleep((useconds_t)ms * 1000);
-}
-
-static void ctl(const char *fmt, ...)
-{
-    char args[512], cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s", getenv("SG_REDIS_CTL"), args);
-    if (system(cmd) != 0)
-        fail_msg("redis-ctl failed: %s", cmd);
-}
+#define ctl(...) ctl("SG_REDIS_CTL", __VA_ARGS__)
 
 static int private_port(int n)
 {
@@ -457,23 +443,7 @@ static void fences_survive_kill9_with_appendfsync_always(void **state)
     sg_error err;
     sg_open_opts o = {.require_durable_fences = true};
     assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
-    sg_lock a;
-    char last[16] = "";
-    for (int i = 0; i < 10; i++) {
-        assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_OK);
-        strcpy(last, a.fence);
-        assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
-    }
-    ctl("kill9 durable");
-    assert_int_equal(sg_acquire(b, "durable", 10000, &a, &err), SG_ERROR);
-    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
-    ctl("restart durable");
-    /* the first call after the restart may still see the dead connection */
-    sg_status st = SG_ERROR;
-    for (int i = 0; i < 3 && st != SG_OK; i++)
-        st = sg_acquire(b, "durable", 10000, &a, &err);
-    assert_int_equal(st, SG_OK);
-    assert_true(strcmp(a.fence, last) > 0);
+    check_fences_survive_kill9(b, "SG_REDIS_CTL", "durable");
     sg_backend_close(b);
     ctl("stop durable");
 }
