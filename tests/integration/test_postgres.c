@@ -179,6 +179,20 @@ static void wrong_password_is_auth_failed(void **state)
     sg_backend_close(b);
 }
 
+static void missing_tables_without_create_right_are_named(void **state)
+{
+    (void)state;
+    char u[256];
+    snprintf(u, sizeof u, "postgres://sgnocreate@127.0.0.1:%d/postgres?table=nc_locks"
+                          "&fence_table=nc_fences", port);
+    sg_backend *b = NULL;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    assert_non_null(strstr(err.message, "nc_locks"));
+    assert_null(b);
+}
+
 static void hostile_rows_are_errors_not_crashes(void **state)
 {
     (void)state;
@@ -326,6 +340,7 @@ int main(void)
         cmocka_unit_test(layout_matches_syncguard),
         cmocka_unit_test(schema_is_idempotent_and_tables_configurable),
         cmocka_unit_test(wrong_password_is_auth_failed),
+        cmocka_unit_test(missing_tables_without_create_right_are_named),
         cmocka_unit_test(hostile_rows_are_errors_not_crashes),
         cmocka_unit_test(ts_style_acquirer_and_this_backend_exclude_each_other),
         cmocka_unit_test(statement_timeout_is_network_timeout_without_a_ghost),

@@ -394,6 +394,37 @@ static void bad_urls_are_invalid_argument(void **state)
     }
 }
 
+static void unix_socket_url(void **state)
+{
+    (void)state;
+    int p = private_port(7);
+    char sock[256], u[320];
+    FILE *f = popen("\"$SG_REDIS_CTL\" dir unixsock", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(sock, sizeof sock, f));
+    pclose(f);
+    sock[strcspn(sock, "\n")] = '\0';
+    strcat(sock, "/redis.sock");
+    ctl("start unixsock %d --unixsocket %s --unixsocketperm 700", p, sock);
+    snprintf(u, sizeof u, "unix://%s?db=3", sock);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "over-a-socket", 10000, &a, &err), SG_OK);
+    /* it landed in database 3 */
+    redisContext *c = redisConnectUnix(sock);
+    redisReply *r = redisCommand(c, "SELECT 3");
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS syncguard:over-a-socket");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    ctl("stop unixsock");
+}
+
 static void password_protected_server(void **state)
 {
     (void)state;
@@ -622,6 +653,7 @@ int main(void)
         cmocka_unit_test(hostile_stored_data_is_an_error_not_a_crash),
         cmocka_unit_test(invalid_input_is_rejected_before_any_io),
         cmocka_unit_test(bad_urls_are_invalid_argument),
+        cmocka_unit_test(unix_socket_url),
         cmocka_unit_test(password_protected_server),
         cmocka_unit_test(fences_survive_kill9_with_appendfsync_always),
         cmocka_unit_test(non_durable_server_warns_or_is_refused),
