@@ -51,7 +51,7 @@ typedef struct fs_backend {
     cached *cache[CACHE_BUCKETS];
     size_t n_cached;
     atomic_llong skew_ms;
-    atomic_int skew_warned;
+    atomic_int skew_warned, skew_reported;
 } fs_backend;
 
 /* ---- HTTP ---- */
@@ -316,6 +316,8 @@ static void note_skew(fs_backend *fb, const cJSON *j, int64_t sent_ms, int64_t r
     int64_t lo = server - recv_ms, hi = server - sent_ms;
     int64_t skew = lo > 0 ? lo : hi < 0 ? hi : 0;
     atomic_store(&fb->skew_ms, skew);
+    if (!atomic_exchange(&fb->skew_reported, 1))
+        sg_log(SG_LOG_INFO, "firestore: client clock skew estimate %lld ms", (long long)skew);
     if (llabs(skew) > 200 && !atomic_exchange(&fb->skew_warned, 1))
         sg_log(SG_LOG_WARN, "firestore: client clock is %lld ms off the server's (warn > 200 ms, "
                             "acquire refused > 500 ms)", (long long)skew);

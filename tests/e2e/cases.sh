@@ -434,4 +434,46 @@ case_counter_across_backend_restart() {
     ok "mutual exclusion across a kill -9 and restart of Redis: counter exact, fences rising"
 }
 
+case_break_readdir_shared_and_relock() {
+    start_daemon "$M1" "$T/state1" "allow_break"
+    start_daemon "$M2" "$T/state2" "on_loss=signal:USR1"
+    # many locks: ls pages through them (128 per READDIR page)
+    python3 - "$M2/locks" "$RUN" <<'PY' &
+import os, sys, time
+d, run = sys.argv[1], sys.argv[2]
+fds = [os.open(f"{d}/{run}-many-{i}", os.O_RDWR | os.O_CREAT) for i in range(300)]
+time.sleep(4)
+PY
+    local many=$!
+    wait_until 5 present "$M1/locks/$RUN-many-299" || fail "300 locks not held"
+    local n; n=$(ls "$M1/locks" | grep -c -- "^$RUN-many-")
+    [ "$n" -eq 300 ] || fail "ls shows $n of 300 locks"
+    wait $many
+    # root on an allow_break mount breaks another host's lock (logged); the owner loses it
+    python3 - "$M2/locks/$RUN-brk" "$M1/locks/$RUN-brk" <<'PY' || fail "break / relock"
+import fcntl, os, signal, subprocess, sys, time
+mine, other = sys.argv[1], sys.argv[2]
+lost = []
+signal.signal(signal.SIGUSR1, lambda *a: lost.append(1))
+fd = os.open(mine, os.O_RDONLY | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_SH)           # LOCK_SH is taken as exclusive
+try:
+    fd2 = os.open(other, os.O_RDONLY)
+    fcntl.flock(fd2, fcntl.LOCK_SH | fcntl.LOCK_NB); sys.exit("two shared holders")
+except BlockingIOError:
+    pass
+first = dict(l.split("=", 1) for l in os.pread(fd, 4096, 0).decode().split())
+os.unlink(other)                          # root, allow_break: broken
+deadline = time.time() + 5
+while not lost and time.time() < deadline: time.sleep(0.05)
+assert lost, "owner not told of the loss"
+fcntl.flock(fd, fcntl.LOCK_EX)            # lost → a fresh acquisition, new fence
+now = dict(l.split("=", 1) for l in os.pread(fd, 4096, 0).decode().split())
+assert now["fence"] > first["fence"] and now["lockId"] != first["lockId"], (first, now)
+os.close(fd); os.close(fd2)
+PY
+    grep -q "allow_break: root broke the lock" "$T/m1.log" || fail "break not logged"
+    ok "ls pages 300 locks; LOCK_SH is exclusive; allow_break breaks (logged); a lost flock re-acquires with a new fence"
+}
+
 "case_$1"
