@@ -476,4 +476,27 @@ PY
     ok "ls pages 300 locks; LOCK_SH is exclusive; allow_break breaks (logged); a lost flock re-acquires with a new fence"
 }
 
+case_waiters_do_not_pin_threads() {
+    start_hosts
+    exec 8>"$M2/locks/$RUN-busy"
+    # 30 blocked flock waiters on m1: parked requests, not 30 busy worker threads
+    local pids=()
+    for i in $(seq 1 30); do
+        flock -w 20 "$M1/locks/$RUN-busy" true 2>/dev/null 8>&- &   # not inheriting fd 8
+        pids+=($!)
+    done
+    wait_until 5 grep -q '^syncguardfs_waiters 30$' "$M1/metrics" ||
+        fail "waiters: $(grep '^syncguardfs_waiters ' "$M1/metrics")"
+    local t0; t0=$(now_ms)
+    for i in 1 2 3 4 5; do
+        exec 7>"$M1/locks/$RUN-free$i"; exec 7>&-
+        stat "$M1/locks" >/dev/null
+    done
+    local dt=$(( $(now_ms) - t0 ))
+    [ $dt -lt 1000 ] || fail "other calls stalled for $dt ms behind 30 waiters"
+    exec 8>&-   # release on m2: every waiter gets its turn (remote: by polling)
+    for p in "${pids[@]}"; do wait "$p" || fail "a waiter did not get the lock"; done
+    ok "30 parked flock waiters; other calls on the mount took $dt ms; all waiters served"
+}
+
 "case_$1"
