@@ -380,6 +380,18 @@ static bool reply_int(const redisReply *r, long long *out)
 /* ---- operations ---- */
 #define TOLERANCE_STR "1000"
 
+/* Run script s on lockId's index key with ARGV lockId, tolerance[, extra]. */
+static redisReply *run_by_id(redis_backend *rb, int s, const char *lock_id, const char *extra,
+                             bool mutation, sg_error *err)
+{
+    char ik[SKEY_MAX];
+    if (index_key(rb, lock_id, ik, err) != SG_OK)
+        return NULL;
+    const char *keys[1] = {ik};
+    const char *args[3] = {lock_id, TOLERANCE_STR, extra};
+    return run_script(rb, s, 1, keys, extra ? 3 : 2, args, mutation, err);
+}
+
 static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
                            sg_lock *out, sg_error *err)
 {
@@ -424,13 +436,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
 
 static sg_status r_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
-    redis_backend *rb = b->impl;
-    char ik[SKEY_MAX];
-    if (index_key(rb, lock_id, ik, err) != SG_OK)
-        return SG_ERROR;
-    const char *keys[1] = {ik};
-    const char *args[2] = {lock_id, TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_RELEASE, 1, keys, 2, args, true, err);
+    redisReply *r = run_by_id(b->impl, S_RELEASE, lock_id, NULL, true, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -444,14 +450,9 @@ static sg_status r_release(sg_backend *b, const char *lock_id, sg_error *err)
 static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
                           sg_error *err)
 {
-    redis_backend *rb = b->impl;
-    char ik[SKEY_MAX], ttl_s[24];
-    if (index_key(rb, lock_id, ik, err) != SG_OK)
-        return SG_ERROR;
+    char ttl_s[24];
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
-    const char *keys[1] = {ik};
-    const char *args[3] = {lock_id, TOLERANCE_STR, ttl_s};
-    redisReply *r = run_script(rb, S_EXTEND, 1, keys, 3, args, true, err);
+    redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, true, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -510,13 +511,7 @@ static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
 static sg_status r_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
                              sg_error *err)
 {
-    redis_backend *rb = b->impl;
-    char ik[SKEY_MAX];
-    if (index_key(rb, lock_id, ik, err) != SG_OK)
-        return SG_ERROR;
-    const char *keys[1] = {ik};
-    const char *args[2] = {lock_id, TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_LOOKUP_ID, 1, keys, 2, args, false, err);
+    redisReply *r = run_by_id(b->impl, S_LOOKUP_ID, lock_id, NULL, false, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);

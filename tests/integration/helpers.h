@@ -27,6 +27,26 @@ static inline __attribute__((format(printf, 2, 3))) void ctl(const char *env, co
         fail_msg("server control failed: %s", cmd);
 }
 
+/* Open the backend whose URL is in environment variable url_var (set by
+ * scripts/test, with the server's control script in ctl_var); -1 with a
+ * clear message when the suite is not run through scripts/test. */
+static inline int open_from_env(const char *suite, const char *url_var, const char *ctl_var,
+                                const char **url, sg_backend **b)
+{
+    *url = getenv(url_var);
+    if (!*url || (ctl_var && !getenv(ctl_var))) {
+        fprintf(stderr, "%s: %s%s%s not set: run through scripts/test, which starts the "
+                        "servers\n", suite, url_var, ctl_var ? "/" : "", ctl_var ? ctl_var : "");
+        return -1;
+    }
+    sg_error err;
+    if (sg_backend_open(*url, NULL, b, &err) != SG_OK) {
+        fprintf(stderr, "%s: cannot open the backend: %s\n", suite, err.message);
+        return -1;
+    }
+    return 0;
+}
+
 /* Fences keep rising across a kill -9 and restart of server `name`: the calls
  * in between fail ServiceUnavailable, and the backend recovers by itself. */
 static inline void check_fences_survive_kill9(sg_backend *b, const char *env, const char *name)

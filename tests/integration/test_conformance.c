@@ -32,20 +32,9 @@ static const char *k(const char *name)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *var = getenv("SG_CONFORMANCE_VAR");
-    const char *url = var ? getenv(var) : NULL;
-    if (!url) {
-        fprintf(stderr, "conformance: %s not set: run through scripts/test, which starts the "
-                        "servers\n", var ? var : "SG_CONFORMANCE_VAR");
-        return -1;
-    }
+    const char *var = getenv("SG_CONFORMANCE_VAR"), *url;
     snprintf(run_id, sizeof run_id, "conf%d", (int)getpid());
-    sg_error err;
-    if (sg_backend_open(url, NULL, &B, &err) != SG_OK) {
-        fprintf(stderr, "conformance: cannot open backend: %s\n", err.message);
-        return -1;
-    }
-    return 0;
+    return open_from_env("conformance", var ? var : "SG_CONFORMANCE_VAR", NULL, &url, &B);
 }
 
 static int group_teardown(void **state)

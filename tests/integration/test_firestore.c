@@ -75,20 +75,11 @@ static const cJSON *get_doc(const char *coll, const char *id, cJSON **root)
 static int group_setup(void **state)
 {
     (void)state;
-    url = getenv("SG_TEST_FS_URL");
     emu = getenv("FIRESTORE_EMULATOR_HOST");
-    if (!url || !emu || !getenv("SG_FS_CTL")) {
-        fprintf(stderr, "test_firestore: SG_TEST_FS_URL/FIRESTORE_EMULATOR_HOST/SG_FS_CTL not "
-                        "set: run through scripts/test, which starts the emulator\n");
+    if (!emu || open_from_env("test_firestore", "SG_TEST_FS_URL", "SG_FS_CTL", &url, &B) != 0)
         return -1;
-    }
     snprintf(docs, sizeof docs, "projects/%s/databases/(default)/documents",
              url + strlen("firestore://"));
-    sg_error err;
-    if (sg_backend_open(url, NULL, &B, &err) != SG_OK) {
-        fprintf(stderr, "cannot open %s: %s\n", url, err.message);
-        return -1;
-    }
     return 0;
 }
 

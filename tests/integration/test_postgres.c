@@ -42,19 +42,9 @@ static PGresult *sql(PGconn *c, const char *fmt, ...)
 static int group_setup(void **state)
 {
     (void)state;
-    url = getenv("SG_TEST_PG_URL");
-    const char *p = getenv("SG_TEST_PG_PORT");
-    if (!url || !p || !getenv("SG_PG_CTL")) {
-        fprintf(stderr, "test_postgres: SG_TEST_PG_URL/SG_TEST_PG_PORT/SG_PG_CTL not set: run "
-                        "through scripts/test, which starts PostgreSQL\n");
+    if (open_from_env("test_postgres", "SG_TEST_PG_URL", "SG_PG_CTL", &url, &B) != 0)
         return -1;
-    }
-    port = atoi(p);
-    sg_error err;
-    if (sg_backend_open(url, NULL, &B, &err) != SG_OK) {
-        fprintf(stderr, "cannot open %s: %s\n", url, err.message);
-        return -1;
-    }
+    port = atoi(getenv("SG_TEST_PG_PORT") ? getenv("SG_TEST_PG_PORT") : "0");
     Q = PQconnectdb(url);
     return PQstatus(Q) == CONNECTION_OK ? 0 : -1;
 }
