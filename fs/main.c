@@ -140,6 +140,17 @@ static void fuse_escape(const char *in, char *out, size_t size)
     out[j] = '\0';
 }
 
+/* Heap strings of the command line, freed at any exit (early ones included). */
+static char *opt_copy, *opt_password, *opt_state_dir;
+static void free_args(void)
+{
+    free(opt_copy);
+    if (opt_password)
+        explicit_bzero(opt_password, strlen(opt_password));
+    free(opt_password);
+    free(opt_state_dir);
+}
+
 static volatile sig_atomic_t signalled;
 static void on_term(int sig)
 {
@@ -177,7 +188,7 @@ int main(int argc, char **argv)
         .dirmode = 0,
     };
     bool debug = false, durable = false, dirmode_set = false;
-    char *password = NULL, *state_dir = NULL;
+    atexit(free_args);
     char *url = NULL, *mountpoint = NULL;
     /* FUSE options we pass through */
     char passthru[4096] = "";
@@ -202,8 +213,10 @@ int main(int argc, char **argv)
                 fputs("syncguardfs: -o needs options\n", stderr);
                 return 2;
             }
-            char *copy = strdup(list), *save = NULL;
-            for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+            free(opt_copy);
+            opt_copy = strdup(list);
+            char *save = NULL;
+            for (char *o = strtok_r(opt_copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
                 char *v = strchr(o, '=');
                 if (v)
                     *v++ = '\0';
@@ -268,9 +281,11 @@ int main(int argc, char **argv)
                         return 2;
                     }
                 } else if (!strcmp(o, "password_file")) {
-                    NEEDV password = read_file_secret(v);
+                    NEEDV free(opt_password);
+                    opt_password = read_file_secret(v);
                 } else if (!strcmp(o, "state_dir")) {
-                    NEEDV state_dir = strdup(v);
+                    NEEDV free(opt_state_dir);
+                    opt_state_dir = strdup(v);
                 } else if (!strcmp(o, "fsname") || !strcmp(o, "subtype") ||
                            !strcmp(o, "defaults") || !strcmp(o, "_netdev") ||
                            !strcmp(o, "nofail") || !strcmp(o, "noauto") ||
@@ -288,7 +303,6 @@ int main(int argc, char **argv)
                 }
 #undef NEEDV
             }
-            free(copy);
         } else if (a[0] == '-') {
             fprintf(stderr, "syncguardfs: unknown option %s\n%s", a, usage);
             return 2;
@@ -326,7 +340,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* state file: one per mountpoint */
-    const char *dir = state_dir ? state_dir : (getuid() == 0 ? "/run/syncguardfs" : NULL);
+    const char *dir = opt_state_dir ? opt_state_dir : (getuid() == 0 ? "/run/syncguardfs" : NULL);
     char tmpdir[128];
     if (!dir) {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -341,7 +355,7 @@ int main(int argc, char **argv)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     snprintf(cfg.state_path, sizeof cfg.state_path, "%s/mount-%s.state", dir, hex);
 
-    sg_open_opts oo = {.password = password, .require_durable_fences = durable};
+    sg_open_opts oo = {.password = opt_password, .require_durable_fences = durable};
     sg_backend *b;
     sg_error err;
     if (sg_backend_open(url_copy, &oo, &b, &err) != SG_OK) {
@@ -351,10 +365,6 @@ int main(int argc, char **argv)
         return 1;
     }
     explicit_bzero(url_copy, sizeof url_copy);
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
     if (sgfs_init(b, &cfg) != 0) {
         fputs("syncguardfs: out of memory\n", stderr);
         return 1;
@@ -402,7 +412,6 @@ int main(int argc, char **argv)
     int rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
     fuse_opt_free_args(&args);
-    free(state_dir);
     sgfs_finish();
     fuse_session_unmount(se);
     fuse_session_destroy(se);
