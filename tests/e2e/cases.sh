@@ -499,4 +499,39 @@ case_waiters_do_not_pin_threads() {
     ok "30 parked flock waiters; other calls on the mount took $dt ms; all waiters served"
 }
 
+case_java_filechannel_lock() {
+    command -v javac >/dev/null && command -v java >/dev/null || { echo "no JDK: skipping" >&2; exit 77; }
+    start_hosts
+    cat > "$T/Hold.java" <<'JAVA'
+import java.nio.channels.*; import java.nio.file.*;
+public class Hold { public static void main(String[] a) throws Exception {
+    try (FileChannel c = FileChannel.open(Paths.get(a[0]), StandardOpenOption.READ,
+            StandardOpenOption.WRITE, StandardOpenOption.CREATE)) {
+        FileLock l = c.lock();                      // whole file: the distributed lock
+        System.out.println("locked");
+        Thread.sleep(Long.parseLong(a[1]));
+        l.release();
+    } } }
+JAVA
+    cat > "$T/Probe.java" <<'JAVA'
+import java.nio.channels.*; import java.nio.file.*;
+public class Probe { public static void main(String[] a) throws Exception {
+    try (FileChannel c = FileChannel.open(Paths.get(a[0]), StandardOpenOption.READ)) {
+        FileLock l = c.tryLock(0L, Long.MAX_VALUE, true);
+        System.out.println(l == null ? "held" : "free");
+        try { c.tryLock(0L, 10L, true); System.out.println("range accepted"); }
+        catch (java.io.IOException e) { System.out.println("range refused"); }
+    } } }
+JAVA
+    javac -d "$T" "$T/Hold.java" "$T/Probe.java" || fail "javac"
+    java -cp "$T" Hold "$M1/locks/$RUN-java" 3000 > "$T/hold.out" &
+    local holder=$!
+    wait_until 10 grep -q locked "$T/hold.out" || fail "Java could not lock"
+    [ "$(java -cp "$T" Probe "$M2/locks/$RUN-java")" = "held
+range refused" ] || fail "Java on the other host: $(java -cp "$T" Probe "$M2/locks/$RUN-java")"
+    wait $holder
+    wait_until 3 absent "$M2/locks/$RUN-java" || fail "FileLock.release did not release"
+    ok "Java FileChannel.lock is the distributed lock across hosts; byte ranges are refused"
+}
+
 "case_$1"
