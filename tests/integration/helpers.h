@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "syncguard.h"
@@ -45,6 +46,36 @@ static inline int open_from_env(const char *suite, const char *url_var, const ch
         return -1;
     }
     return 0;
+}
+
+/* Start tests/integration/hostile_server.py MODE on port; returns its pid. */
+static inline pid_t hostile_start(const char *mode, int port)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "python3 %s/hostile_server.py %s %d %d >/dev/null 2>&1 & echo $!",
+             getenv("SG_TEST_SRCDIR"), mode, port, (int)getpid());
+    FILE *f = popen(cmd, "r");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1)
+        fail_msg("cannot start the hostile server");
+    pclose(f);
+    for (int i = 0; i < 200; i++) { /* wait until it listens */
+        if (kill(pid, 0) != 0)
+            fail_msg("hostile server %s exited (port %d in use?)", mode, port);
+        char probe[128];
+        snprintf(probe, sizeof probe, "python3 -c \"import socket; socket.create_connection(("
+                                      "'127.0.0.1', %d), 0.1)\" 2>/dev/null", port);
+        if (system(probe) == 0)
+            return (pid_t)pid;
+        msleep(25);
+    }
+    fail_msg("hostile server %s did not listen on %d", mode, port);
+    return 0;
+}
+
+static inline void hostile_stop(pid_t pid)
+{
+    kill(pid, SIGKILL);
 }
 
 /* Fences keep rising across a kill -9 and restart of server `name`: the calls

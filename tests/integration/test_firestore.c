@@ -336,6 +336,34 @@ static void bad_urls_and_credentials(void **state)
     setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
 }
 
+static void hostile_http_replies_are_errors_not_crashes(void **state)
+{
+    (void)state;
+    const char *modes[] = {"http-html", "http-truncated", "http-wrongtypes", "http-hostile-commit"};
+    int port = atoi(getenv("SG_TEST_FS_PORT_BASE")) + 10;
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        pid_t pid = hostile_start(modes[i], port);
+        setenv("FIRESTORE_EMULATOR_HOST", host, 1);
+        sg_backend *b;
+        sg_error err;
+        assert_int_equal(sg_backend_open("firestore://p?timeout_ms=1000", NULL, &b, &err), SG_OK);
+        setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+        sg_lock a;
+        sg_lock_info info;
+        sg_status st = sg_acquire(b, "hostile", 1000, &a, &err);
+        assert_int_equal(st, SG_ERROR);
+        if (!strcmp(modes[i], "http-html"))
+            assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE); /* HTTP 502, no error body */
+        assert_int_equal(sg_lookup_key(b, "hostile", &info, &err), SG_ERROR);
+        /* a runQuery answer without documents reads as "no match": never a false hit */
+        assert_int_not_equal(sg_lookup_id(b, "AAAAAAAAAAAAAAAAAAAAAA", &info, &err), SG_OK);
+        sg_backend_close(b);
+        hostile_stop(pid);
+    }
+}
+
 static void emulator_outage_then_recovery(void **state)
 {
     (void)state;
@@ -376,6 +404,7 @@ int main(void)
         cmocka_unit_test(renewals_succeed_while_waiters_poll),
         cmocka_unit_test(ts_transactional_acquirer_and_this_backend_never_both_hold),
         cmocka_unit_test(bad_urls_and_credentials),
+        cmocka_unit_test(hostile_http_replies_are_errors_not_crashes),
         cmocka_unit_test(emulator_outage_then_recovery),
     };
     int rc = cmocka_run_group_tests_name("firestore", tests, group_setup, group_teardown);

@@ -415,6 +415,39 @@ static void unix_socket_url(void **state)
     ctl("stop unixsock");
 }
 
+static void ignore_key(const char *key, void *ud)
+{
+    (void)key, (void)ud;
+}
+
+static void hostile_server_replies_are_errors_not_crashes(void **state)
+{
+    (void)state;
+    const char *modes[] = {"redis-status", "redis-garbage", "redis-array", "redis-truncated"};
+    int hport = private_port(8);
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        pid_t pid = hostile_start(modes[i], hport);
+        char u[96];
+        snprintf(u, sizeof u, "redis://127.0.0.1:%d?command_timeout_ms=500", hport);
+        sg_backend *b = NULL;
+        sg_error err;
+        if (sg_backend_open(u, NULL, &b, &err) == SG_OK) {
+            sg_lock a;
+            sg_lock_info info;
+            assert_int_equal(sg_acquire(b, "hostile", 1000, &a, &err), SG_ERROR);
+            assert_true(err.code == SG_E_INTERNAL || err.code == SG_E_SERVICE_UNAVAILABLE);
+            assert_int_equal(sg_lookup_key(b, "hostile", &info, &err), SG_ERROR);
+            assert_int_equal(sg_release(b, "AAAAAAAAAAAAAAAAAAAAAA", &err), SG_ERROR);
+            char cursor[SG_CURSOR_LEN] = "";
+            assert_int_equal(sg_list(b, cursor, 10, ignore_key, NULL, &err), SG_ERROR);
+            sg_backend_close(b);
+        } else {
+            assert_true(err.code == SG_E_INTERNAL || err.code == SG_E_SERVICE_UNAVAILABLE);
+        }
+        hostile_stop(pid);
+    }
+}
+
 static void password_protected_server(void **state)
 {
     (void)state;
@@ -644,6 +677,7 @@ int main(void)
         cmocka_unit_test(invalid_input_is_rejected_before_any_io),
         cmocka_unit_test(bad_urls_are_invalid_argument),
         cmocka_unit_test(unix_socket_url),
+        cmocka_unit_test(hostile_server_replies_are_errors_not_crashes),
         cmocka_unit_test(password_protected_server),
         cmocka_unit_test(fences_survive_kill9_with_appendfsync_always),
         cmocka_unit_test(non_durable_server_warns_or_is_refused),
