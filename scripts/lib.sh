@@ -7,7 +7,7 @@ export SG_ROOT
 # Debian packages the build, the tests and the demo need.
 SG_PACKAGES=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libhiredis-dev libpq-dev
              libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libutf8proc-dev
-             redis-server redis-tools postgresql-15 postgresql-client-15 python3 attr
+             redis-server redis-tools postgresql-15 postgresql-client-15 python3 attr curl
              util-linux procps)
 
 sg_log() { printf '==> %s\n' "$*" >&2; }
