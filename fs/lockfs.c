@@ -666,6 +666,7 @@ static sg_status live_info(node *n, sg_lock_info *info, sg_error *e)
 }
 
 /* ---- lookup / forget / getattr / setattr ---- */
+/* LOOKUP: ENOENT (absent or expired), EINVAL/ENAMETOOLONG (bad name), backend errno. */
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
@@ -748,6 +749,7 @@ static void op_forget_multi(fuse_req_t req, size_t count_, struct fuse_forget_da
     fuse_reply_none(req);
 }
 
+/* GETATTR: ENOENT once the lock is gone (no descriptor), backend errno. */
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct stat st;
@@ -913,6 +915,8 @@ static void reply_opened(fuse_req_t req, handle *h, struct fuse_file_info *fi)
     }
 }
 
+/* OPEN: read-only → watching; for writing → acquire: EWOULDBLOCK (held, O_NONBLOCK or
+ * acquire_timeout), EINTR (interrupted wait), EACCES (lockgroup), EISDIR, EIO/ETIMEDOUT/... */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     if (ino == ROOT_INO || ino == LOCKS_INO) {
@@ -959,6 +963,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
 }
 
+/* CREATE (never waits): EEXIST (O_EXCL), EWOULDBLOCK (O_NONBLOCK), ESTALE (lost race on a
+ * write open: the kernel retries as LOOKUP + OPEN), EACCES, EINVAL, ENAMETOOLONG, backend errno. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
@@ -1083,6 +1089,7 @@ static int build_snapshot(handle *h)
     return 0;
 }
 
+/* READ: ESTALE (lost), backend errno (watching view), ENOMEM. */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -1133,6 +1140,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     free(out);
 }
 
+/* WRITE: EINVAL (not a TTL), ENOLCK (watching), ESTALE (lost), EACCES (metrics), backend errno. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -1206,6 +1214,7 @@ static void release_posix_of(node *n, uint64_t owner)
     }
 }
 
+/* FLUSH: always 0; releases the POSIX locks of fi->lock_owner. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     handle *h = (handle *)(uintptr_t)fi->fh;
@@ -1219,6 +1228,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, 0);
 }
 
+/* RELEASE: always 0; releases what the descriptor owns. */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -1242,6 +1252,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* ---- flock / POSIX locks ---- */
+/* FLOCK: EWOULDBLOCK (LOCK_NB, held), EINTR (interrupted wait), EIO (draining), backend errno. */
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
     (void)ino;
@@ -1277,6 +1288,7 @@ static bool whole_file(const struct flock *l)
     return l->l_start == 0 && l->l_len == 0;
 }
 
+/* GETLK: ENOLCK (byte range), EINVAL (not a lock file), backend errno. */
 static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                      struct flock *lock)
 {
@@ -1312,6 +1324,7 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     fuse_reply_lock(req, &out);
 }
 
+/* SETLK/SETLKW: EAGAIN (held, no wait), ENOLCK (byte range), EINTR, backend errno. */
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                      struct flock *lock, int sleep)
 {
@@ -1362,6 +1375,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 }
 
 /* ---- unlink ---- */
+/* UNLINK: ENOENT (absent), EPERM (held elsewhere, no allow_break), EINVAL, backend errno. */
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (parent != LOCKS_INO) {
@@ -1560,6 +1574,7 @@ static const char *const xattr_names[] = {"user.syncguard.fence", "user.syncguar
                                           "user.syncguard.keyHash",
                                           "user.syncguard.lockIdHash"};
 
+/* GETXATTR: ENODATA (unknown name), ENOENT (lock gone), ERANGE (buffer), backend errno. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     node *n = ino_node(ino);
