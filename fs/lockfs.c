@@ -25,6 +25,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "names.h"
 
 #define ROOT_INO FUSE_ROOT_ID
@@ -90,8 +91,6 @@ typedef struct dirh {
     bool done;
 } dirh;
 
-enum { OP_ACQUIRE, OP_RELEASE, OP_EXTEND, OP_LOOKUP, OP_LIST, OP_N };
-static const char *const op_names[OP_N] = {"acquire", "release", "extend", "lookup", "list"};
 
 static struct {
     sg_backend *b;
@@ -114,11 +113,6 @@ static struct {
     uid_t uid;
     gid_t gid;
     int64_t started_ms;
-    /* metrics */
-    atomic_uint_fast64_t ops[OP_N][3]; /* ok, contended/absent, error */
-    atomic_uint_fast64_t errors[SG_E_INTERNAL + 1];
-    atomic_uint_fast64_t lat_us[OP_N], lat_n[OP_N];
-    atomic_uint_fast64_t renew_ok, renew_fail, lost, interrupts;
     int held;
 } fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .state_fd = -1};
 
@@ -157,26 +151,6 @@ static int log_error(const char *what, const sg_error *e)
     char buf[900];
     sg_log(SG_LOG_WARN, "%s failed: %s", what, sg_error_format(e, buf, sizeof buf));
     return err_errno(e);
-}
-
-static void count(int op, sg_status st, const sg_error *e, int64_t t0_us)
-{
-    int slot = st == SG_OK ? 0 : st == SG_ERROR ? 2 : 1;
-    atomic_fetch_add(&fs.ops[op][slot], 1);
-    if (st == SG_ERROR && e->code <= SG_E_INTERNAL)
-        atomic_fetch_add(&fs.errors[e->code], 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    atomic_fetch_add(&fs.lat_us[op], (uint64_t)(now_us - t0_us));
-    atomic_fetch_add(&fs.lat_n[op], 1);
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Thread group id of a thread id (fuse_get_context()->pid is a thread). */
@@ -459,7 +433,7 @@ static void mark_lost_locked(handle *h, const char *why)
     if (h->state != H_OWNING)
         return;
     stop_owning_locked(h, H_LOST);
-    atomic_fetch_add(&fs.lost, 1);
+    metrics_event_add(M_LOST);
     char name[SGFS_NAME_MAX + 1];
     sgfs_name_encode(h->node->key, name);
     sg_log(SG_LOG_WARN, "lock %.200s lost (fence %s): %s", name, h->lock.fence, why);
@@ -489,33 +463,33 @@ static void end_op_locked(handle *h)
 /* ---- backend calls with metrics ---- */
 static sg_status b_acquire(const char *key, sg_lock *lock, sg_error *e)
 {
-    int64_t t0 = now_us();
+    int64_t t0 = metrics_now_us();
     sg_status st = sg_acquire(fs.b, key, fs.cfg.ttl_ms, lock, e);
-    count(OP_ACQUIRE, st, e, t0);
+    metrics_op_done(M_ACQUIRE, st, e, t0);
     return st;
 }
 
 static sg_status b_release(const char *lock_id, sg_error *e)
 {
-    int64_t t0 = now_us();
+    int64_t t0 = metrics_now_us();
     sg_status st = sg_release(fs.b, lock_id, e);
-    count(OP_RELEASE, st, e, t0);
+    metrics_op_done(M_RELEASE, st, e, t0);
     return st;
 }
 
 static sg_status b_extend(const char *lock_id, int64_t ttl, int64_t *exp, sg_error *e)
 {
-    int64_t t0 = now_us();
+    int64_t t0 = metrics_now_us();
     sg_status st = sg_extend(fs.b, lock_id, ttl, exp, e);
-    count(OP_EXTEND, st, e, t0);
+    metrics_op_done(M_EXTEND, st, e, t0);
     return st;
 }
 
 static sg_status b_lookup(const char *key, sg_lock_info *info, sg_error *e)
 {
-    int64_t t0 = now_us();
+    int64_t t0 = metrics_now_us();
     sg_status st = sg_lookup_key_raw(fs.b, key, info, e);
-    count(OP_LOOKUP, st, e, t0);
+    metrics_op_done(M_LOOKUP, st, e, t0);
     return st;
 }
 
@@ -1037,7 +1011,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 /* ---- read / write ---- */
-static char *metrics_text(size_t *len);
 
 static int build_snapshot(handle *h)
 {
@@ -1096,7 +1069,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     handle *h = (handle *)(uintptr_t)fi->fh;
     if (ino == METRICS_INO && (off == 0 || !h->snap)) {
         size_t len;
-        char *text = metrics_text(&len);
+        pthread_mutex_lock(&fs.mu);
+        int held = fs.held, waiters = fs.n_waiters;
+        pthread_mutex_unlock(&fs.mu);
+        char *text = metrics_text(held, waiters, atomic_load(&fs.draining), &len);
         if (!text) {
             fuse_reply_err(req, ENOMEM);
             return;
@@ -1529,9 +1505,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             break;
         size_t before = d->n;
         sg_error err;
-        int64_t t0 = now_us();
+        int64_t t0 = metrics_now_us();
         sg_status s = sg_list(fs.b, d->cursor, LIST_PAGE, collect_name, d, &err);
-        count(OP_LIST, s, &err, t0);
+        metrics_op_done(M_LIST, s, &err, t0);
         if (s != SG_OK) {
             free(buf);
             fuse_reply_err(req, log_error("readdir", &err));
@@ -1688,65 +1664,6 @@ const struct fuse_lowlevel_ops *sgfs_ops(void)
     return &ops;
 }
 
-/* ---- metrics (Prometheus text) ---- */
-static char *metrics_text(size_t *len)
-{
-    size_t cap = 8192;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    size_t n = 0;
-#define EMIT(...) n += (size_t)snprintf(s + n, n < cap ? cap - n : 0, __VA_ARGS__)
-    static const char *const results[3] = {"ok", "contended_or_absent", "error"};
-    EMIT("# HELP syncguardfs_operations_total Backend operations by kind and result.\n"
-         "# TYPE syncguardfs_operations_total counter\n");
-    for (int op = 0; op < OP_N; op++)
-        for (int r = 0; r < 3; r++)
-            EMIT("syncguardfs_operations_total{op=\"%s\",result=\"%s\"} %" PRIuFAST64 "\n",
-                 op_names[op], results[r], atomic_load(&fs.ops[op][r]));
-    EMIT("# HELP syncguardfs_errors_total Failed backend operations by LockError code.\n"
-         "# TYPE syncguardfs_errors_total counter\n");
-    for (int c = 1; c <= SG_E_INTERNAL; c++)
-        EMIT("syncguardfs_errors_total{code=\"%s\"} %" PRIuFAST64 "\n", sg_code_name((sg_code)c),
-             atomic_load(&fs.errors[c]));
-    EMIT("# HELP syncguardfs_backend_latency_seconds Backend call latency.\n"
-         "# TYPE syncguardfs_backend_latency_seconds summary\n");
-    for (int op = 0; op < OP_N; op++) {
-        EMIT("syncguardfs_backend_latency_seconds_sum{op=\"%s\"} %.6f\n", op_names[op],
-             (double)atomic_load(&fs.lat_us[op]) / 1e6);
-        EMIT("syncguardfs_backend_latency_seconds_count{op=\"%s\"} %" PRIuFAST64 "\n",
-             op_names[op], atomic_load(&fs.lat_n[op]));
-    }
-    pthread_mutex_lock(&fs.mu);
-    int held = fs.held, waiters = fs.n_waiters;
-    pthread_mutex_unlock(&fs.mu);
-    EMIT("# HELP syncguardfs_locks_held Locks held through this mount.\n"
-         "# TYPE syncguardfs_locks_held gauge\nsyncguardfs_locks_held %d\n", held);
-    EMIT("# HELP syncguardfs_waiters Requests parked waiting for a lock.\n"
-         "# TYPE syncguardfs_waiters gauge\nsyncguardfs_waiters %d\n", waiters);
-    EMIT("# HELP syncguardfs_renewals_total Renewals (extends) by result.\n"
-         "# TYPE syncguardfs_renewals_total counter\n"
-         "syncguardfs_renewals_total{result=\"ok\"} %" PRIuFAST64 "\n"
-         "syncguardfs_renewals_total{result=\"failed\"} %" PRIuFAST64 "\n",
-         atomic_load(&fs.renew_ok), atomic_load(&fs.renew_fail));
-    EMIT("# HELP syncguardfs_locks_lost_total Owned locks that were lost.\n"
-         "# TYPE syncguardfs_locks_lost_total counter\nsyncguardfs_locks_lost_total %" PRIuFAST64
-         "\n",
-         atomic_load(&fs.lost));
-    EMIT("# HELP syncguardfs_interrupted_waits_total Waits ended by a signal.\n"
-         "# TYPE syncguardfs_interrupted_waits_total counter\n"
-         "syncguardfs_interrupted_waits_total %" PRIuFAST64 "\n",
-         atomic_load(&fs.interrupts));
-    EMIT("# HELP syncguardfs_shutting_down 1 while draining after SIGTERM.\n"
-         "# TYPE syncguardfs_shutting_down gauge\nsyncguardfs_shutting_down %d\n",
-         atomic_load(&fs.draining) ? 1 : 0);
-#undef EMIT
-    if (n >= cap)
-        n = cap - 1;
-    *len = n;
-    return s;
-}
-
 /* ---- the scheduler: waiters, renewals, shutdown ---- */
 static void waiter_unlink_locked(waiter *w)
 {
@@ -1768,7 +1685,7 @@ static void waiter_finish(waiter *w, int err)
      * which none can touch w. */
     fuse_req_interrupt_func(w->req, NULL, NULL);
     if (err == EINTR)
-        atomic_fetch_add(&fs.interrupts, 1);
+        metrics_event_add(M_INTERRUPTED);
     if (err) {
         fuse_reply_err(w->req, err);
         if (w->kind == W_OPEN)
@@ -1844,16 +1761,16 @@ static void renew_locked(handle *h)
     pthread_mutex_lock(&fs.mu);
     if (h->state == H_OWNING && !strcmp(h->lock.lock_id, lock_id)) {
         if (st == SG_OK) {
-            atomic_fetch_add(&fs.renew_ok, 1);
+            metrics_event_add(M_RENEWED);
             h->lock.expires_at_ms = exp;
             h->deadline_ms = sent + ttl - margin(ttl);
             h->due_ms = sent + renew_interval(ttl);
             heap_fix(h->heap_idx);
         } else if (st == SG_ABSENT) {
-            atomic_fetch_add(&fs.renew_fail, 1);
+            metrics_event_add(M_RENEW_FAILED);
             mark_lost_locked(h, "the lock expired or was released elsewhere");
         } else {
-            atomic_fetch_add(&fs.renew_fail, 1);
+            metrics_event_add(M_RENEW_FAILED);
             char buf[600];
             sg_log(SG_LOG_WARN, "renewal failed, retrying: %s",
                    sg_error_format(&err, buf, sizeof buf));
