@@ -534,4 +534,36 @@ range refused" ] || fail "Java on the other host: $(java -cp "$T" Probe "$M2/loc
     ok "Java FileChannel.lock is the distributed lock across hosts; byte ranges are refused"
 }
 
+case_grant_after_interrupt_is_given_back() {
+    [ "$BACKEND" = redis ] || exit 77
+    local port=$((SG_TEST_REDIS_PORT_BASE + 23))
+    "$SG_REDIS_CTL" start e2eslow "$port" --enable-debug-command yes
+    URL="redis://127.0.0.1:$port"
+    start_hosts "retry_delay=50,max_delay=100"
+    local k="$RUN-late"
+    exec 8>"$M2/locks/$k"
+    # the waiter parks on m1 and polls every 50-100 ms
+    flock -w 1 "$M1/locks/$k" true 8>&- &
+    local waiter=$!
+    sleep 0.3
+    exec 8>&-                                    # m2 lets go ...
+    wait_until 2 absent "$M2/locks/$k" || fail "m2 did not release"
+    # ... and Redis stalls, so m1's next attempt is in flight when flock's alarm fires
+    redis-cli -p "$port" DEBUG SLEEP 1.5 >/dev/null &
+    local sleeper=$!
+    local rc=0
+    wait $waiter || rc=$?
+    [ $rc -ne 0 ] || echo "note: the waiter got the lock before the stall (timing)" >&2
+    wait $sleeper
+    # whatever m1 was granted for the interrupted waiter, it gave back
+    wait_until 3 absent "$M2/locks/$k" || fail "a lock granted after the interrupt was kept"
+    local ok_acq ok_rel
+    ok_acq=$(sed -n 's/^syncguardfs_operations_total{op="acquire",result="ok"} //p' "$M1/metrics")
+    ok_rel=$(sed -n 's/^syncguardfs_operations_total{op="release",result="ok"} //p' "$M1/metrics")
+    [ "$ok_acq" = "$ok_rel" ] || fail "m1 acquired $ok_acq and released $ok_rel"
+    grep -q '^syncguardfs_locks_held 0$' "$M1/metrics" || fail "m1 still holds a lock"
+    "$SG_REDIS_CTL" stop e2eslow
+    ok "an acquire that succeeds after its waiter was interrupted is released (acquired $ok_acq, released $ok_rel)"
+}
+
 "case_$1"
