@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,8 +70,17 @@ static void die(const char *what, const sg_error *e)
     exit(1);
 }
 
+static double cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static void lib_cycles(sg_backend *b, double secs, const char *label)
 {
+    double cpu0 = cpu_us();
     samples acq = {0}, rel = {0}, cyc = {0};
     sg_error err;
     char key[64];
@@ -97,6 +107,7 @@ static void lib_cycles(sg_backend *b, double secs, const char *label)
     report(name, n, el, &cyc);
     report("  acquire", n, el, &acq);
     report("  release", n, el, &rel);
+    printf("  client CPU per cycle: %.1f us (user+sys)\n", (cpu_us() - cpu0) / (double)n);
     free(acq.v), free(rel.v), free(cyc.v);
 }
 
