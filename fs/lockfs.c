@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "metrics.h"
@@ -57,7 +58,6 @@ struct handle {
     int64_t due_ms;        /* monotonic: next renewal */
     size_t heap_idx;       /* in the renewal heap, or SIZE_MAX */
     bool busy;             /* a backend operation for this handle is in flight */
-    bool waiting;          /* a parked request waits to acquire through it */
     int64_t flushed_ms;    /* monotonic time of the last FLUSH (close) */
     bool posix;            /* owned through a POSIX lock of posix_owner */
     uint64_t posix_owner;
@@ -138,6 +138,7 @@ static double rand01(void)
     return rand_r(&seed) / ((double)RAND_MAX + 1);
 }
 
+
 static int err_errno(const sg_error *e)
 {
     if (e->code == SG_E_INVALID_ARGUMENT && strstr(e->message, "bytes"))
@@ -153,9 +154,13 @@ static int log_error(const char *what, const sg_error *e)
     return err_errno(e);
 }
 
-/* Thread group id of a thread id (fuse_get_context()->pid is a thread). */
+/* Thread group id of a thread id (fuse_get_context()->pid is a thread). On
+ * every open: tgkill(tid, tid, 0) answers "its own group leader" with one
+ * system call, which is the common case; /proc is read only for other threads. */
 static pid_t tgid_of(pid_t tid)
 {
+    if (syscall(SYS_tgkill, tid, tid, 0) == 0)
+        return tid;
     char path[64], line[128];
     snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
     FILE *f = fopen(path, "re");
@@ -839,9 +844,28 @@ static void on_interrupt(fuse_req_t req, void *data)
     pthread_mutex_unlock(&fs.mu);
 }
 
+/* Schedule w's next attempt (backoff and jitter of the mount, never past its
+ * deadline) and put it on the waiter list. mu held. */
+static void waiter_link_locked(waiter *w, int64_t now)
+{
+    sg_acquire_opts o = {.retry_delay_ms = fs.cfg.retry_delay_ms,
+                         .max_delay_ms = fs.cfg.max_delay_ms,
+                         .backoff = fs.cfg.backoff,
+                         .jitter = fs.cfg.jitter};
+    int64_t remaining = w->deadline_ms ? w->deadline_ms - now : INT64_MAX / 4;
+    w->next_ms = now + sg_retry_delay_ms(&o, w->attempt, remaining, rand01());
+    w->prev = NULL;
+    w->next = fs.waiters;
+    if (fs.waiters)
+        fs.waiters->prev = w;
+    fs.waiters = w;
+    fs.n_waiters++;
+    pthread_cond_broadcast(&fs.sched_cv);
+}
+
 /* Park req: the scheduler retries with the mount's backoff and replies. */
 static void park(fuse_req_t req, handle *h, wkind kind, const struct fuse_file_info *fi,
-                 int64_t timeout_ms, uint64_t posix_owner)
+                 int64_t timeout_ms, uint64_t posix_owner, pid_t pid)
 {
     waiter *w = calloc(1, sizeof *w);
     if (!w) {
@@ -857,21 +881,9 @@ static void park(fuse_req_t req, handle *h, wkind kind, const struct fuse_file_i
     w->deadline_ms = timeout_ms > 0 ? now + timeout_ms : 0;
     w->attempt = 1;
     w->posix_owner = posix_owner;
-    w->pid = tgid_of(fuse_req_ctx(req)->pid);
-    sg_acquire_opts o = {.retry_delay_ms = fs.cfg.retry_delay_ms,
-                         .max_delay_ms = fs.cfg.max_delay_ms,
-                         .backoff = fs.cfg.backoff,
-                         .jitter = fs.cfg.jitter};
-    int64_t remaining = w->deadline_ms ? w->deadline_ms - now : INT64_MAX / 4;
-    w->next_ms = now + sg_retry_delay_ms(&o, 1, remaining, rand01());
+    w->pid = pid;
     pthread_mutex_lock(&fs.mu);
-    h->waiting = true;
-    w->next = fs.waiters;
-    if (fs.waiters)
-        fs.waiters->prev = w;
-    fs.waiters = w;
-    fs.n_waiters++;
-    pthread_cond_broadcast(&fs.sched_cv);
+    waiter_link_locked(w, now);
     pthread_mutex_unlock(&fs.mu);
     /* not under mu: libfuse may call on_interrupt right here */
     fuse_req_interrupt_func(req, on_interrupt, w);
@@ -930,7 +942,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (st == SG_OK) {
         reply_opened(req, h, fi);
     } else if (st == SG_CONTENDED && !(fi->flags & O_NONBLOCK)) {
-        park(req, h, W_OPEN, fi, fs.cfg.acquire_timeout_ms, 0);
+        park(req, h, W_OPEN, fi, fs.cfg.acquire_timeout_ms, 0, h->pid);
     } else {
         handle_free(h);
         fuse_reply_err(req, st == SG_CONTENDED ? EWOULDBLOCK : log_error("open", &err));
@@ -1254,7 +1266,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
     if (st == SG_OK)
         fuse_reply_err(req, 0);
     else if (st == SG_CONTENDED && !(op & LOCK_NB))
-        park(req, h, W_FLOCK, NULL, 0, 0);
+        park(req, h, W_FLOCK, NULL, 0, 0, pid);
     else
         fuse_reply_err(req, st == SG_CONTENDED ? EWOULDBLOCK : log_error("flock", &err));
 }
@@ -1344,7 +1356,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         pthread_mutex_unlock(&fs.mu);
         fuse_reply_err(req, 0);
     } else if (st == SG_CONTENDED && sleep) {
-        park(req, h, W_SETLK, NULL, 0, fi->lock_owner);
+        park(req, h, W_SETLK, NULL, 0, fi->lock_owner, pid);
     } else {
         fuse_reply_err(req, st == SG_CONTENDED ? EAGAIN : log_error("setlk", &err));
     }
@@ -1675,7 +1687,6 @@ static void waiter_unlink_locked(waiter *w)
         w->next->prev = w->prev;
     w->next = w->prev = NULL;
     fs.n_waiters--;
-    w->h->waiting = false;
 }
 
 /* Reply to a parked request and free it (mu not held). */
@@ -1727,19 +1738,7 @@ static void waiter_attempt_locked(waiter *w)
         reply = EWOULDBLOCK;
     } else {
         w->attempt++;
-        sg_acquire_opts o = {.retry_delay_ms = fs.cfg.retry_delay_ms,
-                             .max_delay_ms = fs.cfg.max_delay_ms,
-                             .backoff = fs.cfg.backoff,
-                             .jitter = fs.cfg.jitter};
-        int64_t remaining = w->deadline_ms ? w->deadline_ms - now : INT64_MAX / 4;
-        w->next_ms = now + sg_retry_delay_ms(&o, w->attempt, remaining, rand01());
-        w->h->waiting = true;
-        w->next = fs.waiters;
-        w->prev = NULL;
-        if (fs.waiters)
-            fs.waiters->prev = w;
-        fs.waiters = w;
-        fs.n_waiters++;
+        waiter_link_locked(w, now);
     }
     if (reply >= 0) {
         pthread_mutex_unlock(&fs.mu);
