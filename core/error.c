@@ -43,11 +43,19 @@ int sg_code_errno(sg_code code)
     return EIO;
 }
 
+int sg_error_errno(const sg_error *err)
+{
+    if (err->code == SG_E_INVALID_ARGUMENT && err->too_long)
+        return ENAMETOOLONG;
+    return sg_code_errno(err->code);
+}
+
 sg_status sg_error_set(sg_error *err, sg_code code, const char *fmt, ...)
 {
     if (!err)
         return SG_ERROR;
     err->code = code;
+    err->too_long = false;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -61,6 +69,7 @@ void sg_error_clear(sg_error *err)
         return;
     err->code = SG_E_NONE;
     err->unknown_outcome = false;
+    err->too_long = false;
     err->message[0] = err->key[0] = err->lock_id[0] = err->cause[0] = '\0';
 }
 

@@ -49,18 +49,24 @@ sg_status sg_key_normalize(const char *key, size_t len, char out[SG_KEY_MAX + 1]
 {
     if (!key || len == 0)
         return sg_error_set(err, SG_E_INVALID_ARGUMENT, "key must not be empty");
-    if (len > 4 * (SG_KEY_MAX + 1)) /* NFC never shrinks by more than this */
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                            "key exceeds %d bytes after normalization", SG_KEY_MAX);
+    if (len > 4 * (SG_KEY_MAX + 1)) { /* NFC never shrinks by more than this */
+        sg_error_set(err, SG_E_INVALID_ARGUMENT, "key exceeds %d bytes after normalization",
+                     SG_KEY_MAX);
+        if (err)
+            err->too_long = true;
+        return SG_ERROR;
+    }
     char *nfc = nfc_dup(key, len, err);
     if (!nfc)
         return SG_ERROR;
     size_t n = strlen(nfc);
     if (n > SG_KEY_MAX) {
         free(nfc);
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                            "key is %zu bytes after NFC normalization; the limit is %d", n,
-                            SG_KEY_MAX);
+        sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                     "key is %zu bytes after NFC normalization; the limit is %d", n, SG_KEY_MAX);
+        if (err)
+            err->too_long = true;
+        return SG_ERROR;
     }
     memcpy(out, nfc, n + 1);
     free(nfc);

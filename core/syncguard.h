@@ -52,6 +52,7 @@ typedef enum sg_code {
 typedef struct sg_error {
     sg_code code;
     bool unknown_outcome;        /* a mutation was sent; its effect is unknown */
+    bool too_long;               /* InvalidArgument for a length limit (ENAMETOOLONG) */
     char message[256];           /* human text, never contains secrets */
     char key[SG_KEY_MAX + 1];    /* context: the user key, or "" */
     char lock_id[SG_LOCK_ID_LEN + 1]; /* context: the lockId, or "" */
@@ -69,6 +70,8 @@ typedef enum sg_status {
 const char *sg_code_name(sg_code code);
 /* errno the filesystem reports for a code (EWOULDBLOCK, EIO, ...). */
 int sg_code_errno(sg_code code);
+/* errno for an error: sg_code_errno, but ENAMETOOLONG for a key over its limit. */
+int sg_error_errno(const sg_error *err);
 /* Fill err (if non-NULL) and return SG_ERROR. printf-style message. */
 sg_status sg_error_set(sg_error *err, sg_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -139,19 +139,12 @@ static double rand01(void)
 }
 
 
-static int err_errno(const sg_error *e)
-{
-    if (e->code == SG_E_INVALID_ARGUMENT && strstr(e->message, "bytes"))
-        return ENAMETOOLONG;
-    return sg_code_errno(e->code);
-}
-
 /* Log a failed call with its LockError code and message (no secrets). */
 static int log_error(const char *what, const sg_error *e)
 {
     char buf[900];
     sg_log(SG_LOG_WARN, "%s failed: %s", what, sg_error_format(e, buf, sizeof buf));
-    return err_errno(e);
+    return sg_error_errno(e);
 }
 
 /* Thread group id of a thread id (fuse_get_context()->pid is a thread). On

@@ -34,7 +34,7 @@ int sgfs_name_decode(const char *name, char key[SG_KEY_MAX + 1])
     }
     sg_error err;
     if (sg_key_normalize(raw, j, key, NULL, &err) != SG_OK)
-        return strstr(err.message, "bytes") ? -ENAMETOOLONG : -EINVAL;
+        return -sg_error_errno(&err);
     return 0;
 }
 

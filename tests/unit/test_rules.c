@@ -97,6 +97,8 @@ static void expect_key(const char *key, size_t len, bool ok, const char *want)
         assert_int_equal(st, SG_ERROR);
         assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
         assert_true(strlen(err.message) > 0);
+        /* only a length limit reads as ENAMETOOLONG */
+        assert_int_equal(sg_error_errno(&err), len > SG_KEY_MAX ? ENAMETOOLONG : EINVAL);
     }
 }
 
