@@ -754,16 +754,6 @@ static sg_status f_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *o
     return SG_OK;
 }
 
-static sg_status f_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
-{
-    sg_lock_info info;
-    sg_status st = f_lookup_key(b, key, &info, err);
-    if (st == SG_ERROR)
-        return SG_ERROR;
-    *locked = st == SG_OK;
-    return SG_OK;
-}
-
 static sg_status f_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
                         void *ud, sg_error *err)
 {
@@ -842,7 +832,6 @@ static const sg_backend_ops firestore_ops = {
     .acquire = f_acquire,
     .release = f_release,
     .extend = f_extend,
-    .is_locked = f_is_locked,
     .lookup_key = f_lookup_key,
     .lookup_id = f_lookup_id,
     .list = f_list,

@@ -545,16 +545,6 @@ static sg_status p_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *o
     return st;
 }
 
-static sg_status p_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
-{
-    sg_lock_info info;
-    sg_status st = p_lookup_key(b, key, &info, err);
-    if (st == SG_ERROR)
-        return SG_ERROR;
-    *locked = st == SG_OK;
-    return SG_OK;
-}
-
 static sg_status p_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
                         void *ud, sg_error *err)
 {
@@ -598,7 +588,6 @@ static const sg_backend_ops pg_ops = {
     .acquire = p_acquire,
     .release = p_release,
     .extend = p_extend,
-    .is_locked = p_is_locked,
     .lookup_key = p_lookup_key,
     .lookup_id = p_lookup_id,
     .list = p_list,

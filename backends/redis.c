@@ -519,16 +519,6 @@ static sg_status r_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *o
     return st;
 }
 
-static sg_status r_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
-{
-    sg_lock_info info;
-    sg_status st = r_lookup_key(b, key, &info, err);
-    if (st == SG_ERROR)
-        return SG_ERROR;
-    *locked = st == SG_OK;
-    return SG_OK;
-}
-
 static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
                         void *ud, sg_error *err)
 {
@@ -585,7 +575,6 @@ static const sg_backend_ops redis_ops = {
     .acquire = r_acquire,
     .release = r_release,
     .extend = r_extend,
-    .is_locked = r_is_locked,
     .lookup_key = r_lookup_key,
     .lookup_id = r_lookup_id,
     .list = r_list,

@@ -97,7 +97,16 @@ sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *e
     if (sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, err) != SG_OK)
         return SG_ERROR;
     bool l = false;
-    sg_status st = b->ops->is_locked(b, nkey, &l, err);
+    sg_status st;
+    if (b->ops->is_locked) {
+        st = b->ops->is_locked(b, nkey, &l, err);
+    } else {
+        sg_lock_info info;
+        st = b->ops->lookup_key(b, nkey, &info, err);
+        l = st == SG_OK;
+        if (st == SG_ABSENT)
+            st = SG_OK;
+    }
     if (st == SG_ERROR)
         context(err, nkey, NULL);
     else if (locked)

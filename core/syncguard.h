@@ -168,6 +168,7 @@ typedef struct sg_backend_ops {
     sg_status (*release)(sg_backend *b, const char *lock_id, sg_error *err);
     sg_status (*extend)(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                         int64_t *expires_at_ms, sg_error *err);
+    /* NULL: the core answers from lookup_key (one read either way). */
     sg_status (*is_locked)(sg_backend *b, const char *key, bool *locked, sg_error *err);
     sg_status (*lookup_key)(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
     sg_status (*lookup_id)(sg_backend *b, const char *lock_id, sg_lock_info *out,
