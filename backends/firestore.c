@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "backends.h"
+#include "pool.h"
 #include "firestore.h"
 
 #define FS_LIMIT 1500
-#define POOL_MAX 16
 #define NAME_MAX_ 2400
 #define MAX_BODY (8u << 20)
 #define CACHE_BUCKETS 4096
@@ -42,10 +42,8 @@ typedef struct fs_backend {
     bool emulator, metadata;
     char *token_file, *credentials;
     long timeout_ms, connect_timeout_ms;
-    pthread_mutex_t mu;    /* pool, token, cache */
-    pthread_cond_t cv;
-    CURL *idle[POOL_MAX];
-    int n_idle, n_open;
+    sg_pool pool;          /* of CURL easy handles (keep-alive connections) */
+    pthread_mutex_t mu;    /* token, cache */
     char token[4096];
     int64_t token_expiry_ms;
     cached *cache[CACHE_BUCKETS];
@@ -84,30 +82,18 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static CURL *borrow(fs_backend *fb)
+static void *new_handle(void *ud, sg_error *err)
 {
-    pthread_mutex_lock(&fb->mu);
-    while (fb->n_idle == 0 && fb->n_open >= POOL_MAX)
-        pthread_cond_wait(&fb->cv, &fb->mu);
-    CURL *c = NULL;
-    if (fb->n_idle > 0) {
-        c = fb->idle[--fb->n_idle];
-    } else {
-        fb->n_open++;
-        c = curl_easy_init();
-        if (!c)
-            fb->n_open--;
-    }
-    pthread_mutex_unlock(&fb->mu);
+    (void)ud;
+    CURL *c = curl_easy_init();
+    if (!c)
+        sg_error_set(err, SG_E_INTERNAL, "cannot create an HTTP handle");
     return c;
 }
 
-static void give_back(fs_backend *fb, CURL *c)
+static void close_handle(void *c)
 {
-    pthread_mutex_lock(&fb->mu);
-    fb->idle[fb->n_idle++] = c;
-    pthread_cond_signal(&fb->cv);
-    pthread_mutex_unlock(&fb->mu);
+    curl_easy_cleanup(c);
 }
 
 static sg_status curl_error(CURLcode rc, sg_error *err)
@@ -129,11 +115,9 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
                  const char *ctype, struct curl_slist *extra, char **out, sg_error *err)
 {
     *out = NULL;
-    CURL *c = borrow(fb);
-    if (!c) {
-        sg_error_set(err, SG_E_INTERNAL, "cannot create an HTTP handle");
+    CURL *c = sg_pool_borrow(&fb->pool, err);
+    if (!c)
         return 0;
-    }
     curl_easy_reset(c);
     buf b = {0};
     struct curl_slist *h = extra;
@@ -172,7 +156,7 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
     if (auth)
         explicit_bzero(ah, sizeof ah);
     curl_slist_free_all(h);
-    give_back(fb, c);
+    sg_pool_return(&fb->pool, c, true); /* curl reconnects by itself */
     return code;
 }
 
@@ -811,8 +795,7 @@ static sg_status f_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
 static void f_close(sg_backend *b)
 {
     fs_backend *fb = b->impl;
-    for (int i = 0; i < fb->n_idle; i++)
-        curl_easy_cleanup(fb->idle[i]);
+    sg_pool_destroy(&fb->pool);
     for (int i = 0; i < CACHE_BUCKETS; i++)
         for (cached *c = fb->cache[i], *n; c; c = n) {
             n = c->next;
@@ -823,7 +806,6 @@ static void f_close(sg_backend *b)
     free(fb->token_file);
     free(fb->credentials);
     pthread_mutex_destroy(&fb->mu);
-    pthread_cond_destroy(&fb->cv);
     free(fb);
     free(b);
 }
@@ -921,7 +903,7 @@ sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backen
     b->impl = fb;
     b->caps = (sg_capabilities){"firestore", true, SG_TIME_CLIENT};
     pthread_mutex_init(&fb->mu, NULL);
-    pthread_cond_init(&fb->cv, NULL);
+    sg_pool_init(&fb->pool, new_handle, close_handle, fb);
     snprintf(fb->collection, sizeof fb->collection, "locks");
     snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
     fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;

@@ -7,6 +7,7 @@
  * snapshot taken after the wait: a row written by whoever held the advisory
  * lock before us (SyncGuard TS takes the same lock) is visible to it. */
 #include "backends.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -18,7 +19,6 @@
 #include <strings.h>
 
 #define PG_LIMIT 1700
-#define POOL_MAX 16
 #define SKEY_MAX 1800
 
 typedef struct pg_backend {
@@ -26,10 +26,7 @@ typedef struct pg_backend {
     char *password;         /* from options, never logged */
     char table[64], fence_table[64];
     int command_timeout_ms, connect_timeout_s;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    PGconn *idle[POOL_MAX];
-    int n_idle, n_open;
+    sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
 } pg_backend;
 
 enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
@@ -274,8 +271,10 @@ static sg_status prepare_all(pg_backend *pb, PGconn *c, sg_error *err)
     return SG_OK;
 }
 
-static PGconn *connect_one(pg_backend *pb, sg_error *err)
+/* A new connection with the statements prepared (the pool's connect). */
+static void *connect_one(void *ud, sg_error *err)
 {
+    pg_backend *pb = ud;
     char cto[16];
     snprintf(cto, sizeof cto, "%d", pb->connect_timeout_s);
     /* later keywords win: the URL's own connect_timeout overrides ours */
@@ -296,42 +295,17 @@ static PGconn *connect_one(pg_backend *pb, sg_error *err)
     return c;
 }
 
-static PGconn *borrow(pg_backend *pb, sg_error *err)
+static void close_one(void *c)
 {
-    pthread_mutex_lock(&pb->mu);
-    while (pb->n_idle == 0 && pb->n_open >= POOL_MAX)
-        pthread_cond_wait(&pb->cv, &pb->mu);
-    if (pb->n_idle > 0) {
-        PGconn *c = pb->idle[--pb->n_idle];
-        pthread_mutex_unlock(&pb->mu);
-        return c;
-    }
-    pb->n_open++;
-    pthread_mutex_unlock(&pb->mu);
-    PGconn *c = connect_one(pb, err);
-    if (!c) {
-        pthread_mutex_lock(&pb->mu);
-        pb->n_open--;
-        pthread_cond_signal(&pb->cv);
-        pthread_mutex_unlock(&pb->mu);
-    }
-    return c;
+    PQfinish(c);
 }
 
 /* Return a connection; a broken one (or one in an unknown state) is closed. */
 static void give_back(pg_backend *pb, PGconn *c, bool healthy)
 {
-    healthy = healthy && PQstatus(c) == CONNECTION_OK &&
-              PQtransactionStatus(c) == PQTRANS_IDLE;
-    pthread_mutex_lock(&pb->mu);
-    if (healthy) {
-        pb->idle[pb->n_idle++] = c;
-    } else {
-        pb->n_open--;
-        PQfinish(c);
-    }
-    pthread_cond_signal(&pb->cv);
-    pthread_mutex_unlock(&pb->mu);
+    sg_pool_return(&pb->pool, c,
+                   healthy && PQstatus(c) == CONNECTION_OK &&
+                       PQtransactionStatus(c) == PQTRANS_IDLE);
 }
 
 /* Run a pipeline: optionally BEGIN; lock statement; main statement;
@@ -340,7 +314,7 @@ static void give_back(pg_backend *pb, PGconn *c, bool healthy)
 static PGresult *run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q, int nparams,
                      const char *const *params, bool mutation, sg_error *err)
 {
-    PGconn *c = borrow(pb, err);
+    PGconn *c = sg_pool_borrow(&pb->pool, err);
     if (!c)
         return NULL;
     bool tx = lock_q >= 0;
@@ -571,10 +545,7 @@ static sg_status p_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
 static void p_close(sg_backend *b)
 {
     pg_backend *pb = b->impl;
-    for (int i = 0; i < pb->n_idle; i++)
-        PQfinish(pb->idle[i]);
-    pthread_mutex_destroy(&pb->mu);
-    pthread_cond_destroy(&pb->cv);
+    sg_pool_destroy(&pb->pool);
     if (pb->password) {
         explicit_bzero(pb->password, strlen(pb->password));
         free(pb->password);
@@ -664,8 +635,7 @@ sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend
     b->ops = &pg_ops;
     b->impl = pb;
     b->caps = (sg_capabilities){"postgres", true, SG_TIME_SERVER};
-    pthread_mutex_init(&pb->mu, NULL);
-    pthread_cond_init(&pb->cv, NULL);
+    sg_pool_init(&pb->pool, connect_one, close_one, pb);
     snprintf(pb->table, sizeof pb->table, "syncguard_locks");
     snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");
     pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
@@ -677,7 +647,7 @@ sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend
     if (st == SG_OK)
         st = setup_schema(pb, err);
     if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */
-        PGconn *c = borrow(pb, err);
+        PGconn *c = sg_pool_borrow(&pb->pool, err);
         if (!c)
             st = SG_ERROR;
         else

@@ -5,6 +5,7 @@
  *                          index storage_key(prefix, "id:" + lockId) lock key, PX ttl
  *                          fence storage_key(prefix, "fence:" + lock key)  INCR, no TTL */
 #include "backends.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -17,7 +18,6 @@
 
 #define REDIS_LIMIT 1000
 #define REDIS_RESERVE 26
-#define POOL_MAX 16
 #define SKEY_MAX 1100 /* > REDIS_LIMIT */
 
 /* ---- scripts: time from TIME, the liveness predicate, lockId checks ---- */
@@ -130,11 +130,7 @@ typedef struct redis_backend {
     char *user, *password;
     struct timeval connect_timeout, command_timeout;
     char sha[S_COUNT][41];
-    /* pool: idle contexts; `open` counts idle + borrowed */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    redisContext *idle[POOL_MAX];
-    int n_idle, n_open;
+    sg_pool pool; /* of redisContext */
 } redis_backend;
 
 /* ---- error mapping ---- */
@@ -182,14 +178,10 @@ static sg_status bad_reply(sg_error *err, const char *what)
 }
 
 /* ---- connections ---- */
-static redisReply *command_argv(redisContext *c, int argc, const char **argv,
-                                const size_t *lens)
+/* A new context with AUTH and SELECT done (the pool's connect). */
+static void *connect_one(void *ud, sg_error *err)
 {
-    return redisCommandArgv(c, argc, argv, lens);
-}
-
-static redisContext *connect_one(redis_backend *rb, sg_error *err)
-{
+    redis_backend *rb = ud;
     redisContext *c = rb->socket_path[0]
                           ? redisConnectUnixWithTimeout(rb->socket_path, rb->connect_timeout)
                           : redisConnectWithTimeout(rb->host, rb->port, rb->connect_timeout);
@@ -207,7 +199,7 @@ static redisContext *connect_one(redis_backend *rb, sg_error *err)
     if (rb->password) {
         const char *argv[3] = {"AUTH", rb->user ? rb->user : rb->password, rb->password};
         int argc = rb->user ? 3 : 2;
-        redisReply *r = command_argv(c, argc, argv, NULL);
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
         sg_status st = SG_OK;
         if (!r)
             st = context_error(c, err, false);
@@ -235,42 +227,16 @@ static redisContext *connect_one(redis_backend *rb, sg_error *err)
     return c;
 }
 
-/* Borrow a connection: an idle one, a new one, or wait for one. */
-static redisContext *borrow(redis_backend *rb, sg_error *err)
+static void close_one(void *c)
 {
-    pthread_mutex_lock(&rb->mu);
-    while (rb->n_idle == 0 && rb->n_open >= POOL_MAX)
-        pthread_cond_wait(&rb->cv, &rb->mu);
-    if (rb->n_idle > 0) {
-        redisContext *c = rb->idle[--rb->n_idle];
-        pthread_mutex_unlock(&rb->mu);
-        return c;
-    }
-    rb->n_open++;
-    pthread_mutex_unlock(&rb->mu);
-    redisContext *c = connect_one(rb, err);
-    if (!c) {
-        pthread_mutex_lock(&rb->mu);
-        rb->n_open--;
-        pthread_cond_signal(&rb->cv);
-        pthread_mutex_unlock(&rb->mu);
-    }
-    return c;
+    redisFree(c);
 }
 
-/* Give a connection back; a dead one (any error) is dropped so the next
- * borrower reconnects (hiredis contexts are unusable after an I/O error). */
+/* A connection that saw any error is dropped (hiredis contexts are unusable
+ * after an I/O error), so the next borrower reconnects. */
 static void give_back(redis_backend *rb, redisContext *c)
 {
-    pthread_mutex_lock(&rb->mu);
-    if (c->err) {
-        redisFree(c);
-        rb->n_open--;
-    } else {
-        rb->idle[rb->n_idle++] = c;
-    }
-    pthread_cond_signal(&rb->cv);
-    pthread_mutex_unlock(&rb->mu);
+    sg_pool_return(&rb->pool, c, !c->err);
 }
 
 /* Run script `s` with keys and args (all NUL-terminated strings).
@@ -279,7 +245,7 @@ static void give_back(redis_backend *rb, redisContext *c)
 static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
                               int nargs, const char **args, bool mutation, sg_error *err)
 {
-    redisContext *c = borrow(rb, err);
+    redisContext *c = sg_pool_borrow(&rb->pool, err);
     if (!c)
         return NULL;
     const char *argv[16];
@@ -296,7 +262,7 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
 
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
-        r = command_argv(c, argc, argv, NULL);
+        r = redisCommandArgv(c, argc, argv, NULL);
         if (!r) {
             context_error(c, err, mutation);
             break;
@@ -559,10 +525,7 @@ static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
 static void r_close(sg_backend *b)
 {
     redis_backend *rb = b->impl;
-    for (int i = 0; i < rb->n_idle; i++)
-        redisFree(rb->idle[i]);
-    pthread_mutex_destroy(&rb->mu);
-    pthread_cond_destroy(&rb->cv);
+    sg_pool_destroy(&rb->pool);
     if (rb->password)
         explicit_bzero(rb->password, strlen(rb->password));
     free(rb->password);
@@ -793,7 +756,7 @@ static sg_status parse_url(redis_backend *rb, const char *url, char **pwfile, sg
 /* Fences go backwards if INCRs can be lost: warn, or refuse when asked. */
 static sg_status check_durability(redis_backend *rb, bool require, sg_error *err)
 {
-    redisContext *c = borrow(rb, err);
+    redisContext *c = sg_pool_borrow(&rb->pool, err);
     if (!c)
         return SG_ERROR;
     const char *names[3] = {"appendonly", "appendfsync", "maxmemory-policy"};
@@ -860,8 +823,7 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
     b->ops = &redis_ops;
     b->impl = rb;
     b->caps = (sg_capabilities){"redis", true, SG_TIME_SERVER};
-    pthread_mutex_init(&rb->mu, NULL);
-    pthread_cond_init(&rb->cv, NULL);
+    sg_pool_init(&rb->pool, connect_one, close_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
     int mto = o.command_timeout_ms > 0 ? o.command_timeout_ms : 2000;

@@ -1,0 +1,57 @@
+/* pool.c — the connection pool of every backend. */
+#include "pool.h"
+
+void sg_pool_init(sg_pool *p, void *(*connect)(void *, sg_error *), void (*close)(void *),
+                  void *ud)
+{
+    p->connect = connect;
+    p->close = close;
+    p->ud = ud;
+    p->n_idle = p->n_open = 0;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+}
+
+void *sg_pool_borrow(sg_pool *p, sg_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->n_idle == 0 && p->n_open >= SG_POOL_MAX)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->n_idle > 0) {
+        void *c = p->idle[--p->n_idle];
+        pthread_mutex_unlock(&p->mu);
+        return c;
+    }
+    p->n_open++;
+    pthread_mutex_unlock(&p->mu);
+    void *c = p->connect(p->ud, err); /* not under the lock: it may take seconds */
+    if (!c) {
+        pthread_mutex_lock(&p->mu);
+        p->n_open--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return c;
+}
+
+void sg_pool_return(sg_pool *p, void *conn, bool healthy)
+{
+    pthread_mutex_lock(&p->mu);
+    if (healthy) {
+        p->idle[p->n_idle++] = conn;
+    } else {
+        p->n_open--;
+        p->close(conn);
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void sg_pool_destroy(sg_pool *p)
+{
+    for (int i = 0; i < p->n_idle; i++)
+        p->close(p->idle[i]);
+    p->n_idle = p->n_open = 0;
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
