@@ -3,6 +3,11 @@
 #define SG_BACKENDS_H
 #include "syncguard.h"
 
+/* A secret file (password, token, credentials JSON): at most max bytes,
+ * trailing newlines trimmed; a read failure is `code`. Free with sg_secret_free. */
+char *sg_secret_read(const char *path, size_t max, sg_code code, sg_error *err);
+void sg_secret_free(char *s);
+
 sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **out,
                         sg_error *err);
 sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,

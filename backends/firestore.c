@@ -161,25 +161,6 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
 }
 
 /* ---- credentials (never with the emulator) ---- */
-static char *slurp(const char *path, sg_error *err)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        sg_error_set(err, SG_E_AUTH_FAILED, "cannot read credentials file %s: %s", path,
-                     strerror(errno));
-        return NULL;
-    }
-    char *s = malloc(65536);
-    size_t n = s ? fread(s, 1, 65535, f) : 0;
-    fclose(f);
-    if (!s) {
-        sg_error_set(err, SG_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    s[n] = '\0';
-    return s;
-}
-
 static sg_status token_from_response(fs_backend *fb, long code, const char *body, sg_error *err)
 {
     cJSON *j = body ? cJSON_Parse(body) : NULL;
@@ -214,7 +195,7 @@ static sg_status authorization(fs_backend *fb, char *out, size_t size, sg_error 
     sg_status st = SG_ERROR;
     char *body = NULL;
     if (fb->token_file) {
-        char *t = slurp(fb->token_file, err);
+        char *t = sg_secret_read(fb->token_file, 65535, SG_E_AUTH_FAILED, err);
         if (t) {
             t[strcspn(t, "\r\n")] = '\0';
             pthread_mutex_lock(&fb->mu);
@@ -226,14 +207,14 @@ static sg_status authorization(fs_backend *fb, char *out, size_t size, sg_error 
             st = SG_OK;
         }
     } else if (fb->credentials) {
-        char *json = slurp(fb->credentials, err);
+        char *json = sg_secret_read(fb->credentials, 65535, SG_E_AUTH_FAILED, err);
         cJSON *j = json ? cJSON_Parse(json) : NULL;
         const char *email = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "client_email"));
         const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "private_key"));
         const char *uri = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "token_uri"));
         char *jwt = NULL;
         if (!json) {
-            /* err set by slurp */
+            /* err set by sg_secret_read */
         } else if (!email || !key) {
             sg_error_set(err, SG_E_AUTH_FAILED, "service account JSON lacks client_email or "
                                                 "private_key");

@@ -597,27 +597,6 @@ static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
     return true;
 }
 
-static char *read_password_file(const char *path, sg_error *err)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        sg_error_set(err, SG_E_INVALID_ARGUMENT, "cannot read password_file: %s",
-                     strerror(errno));
-        return NULL;
-    }
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    char *p = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    if (!p)
-        sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    return p;
-}
-
 /* Query string: prefix, db, connect_timeout_ms, command_timeout_ms, password_file. */
 static sg_status parse_query(redis_backend *rb, const char *q, char **pwfile, sg_error *err)
 {
@@ -843,7 +822,7 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
         if (o.password)
             pw = strdup(o.password);
         else if (!rb->password && pwfile)
-            pw = read_password_file(pwfile, err), st = pw ? SG_OK : SG_ERROR;
+            pw = sg_secret_read(pwfile, 1024, SG_E_INVALID_ARGUMENT, err), st = pw ? SG_OK : SG_ERROR;
         else if (!rb->password && getenv("SYNCGUARD_REDIS_PASSWORD"))
             pw = strdup(getenv("SYNCGUARD_REDIS_PASSWORD"));
         if (pw) {

@@ -1,6 +1,9 @@
 /* registry.c — open a backend by URL scheme, so callers never name one. */
 #include "backends.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -18,6 +21,34 @@ static const struct {
     {"firestore://", "firestore", sg_firestore_open},
 };
 
+char *sg_secret_read(const char *path, size_t max, sg_code code, sg_error *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        sg_error_set(err, code, "cannot read secret file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *s = malloc(max + 1);
+    size_t n = s ? fread(s, 1, max, f) : 0;
+    fclose(f);
+    if (!s) {
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    s[n] = '\0';
+    return s;
+}
+
+void sg_secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
 sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend **out,
                           sg_error *err)
 {
@@ -33,7 +64,17 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
                                 "the %s backend is not implemented yet in this build "
                                 "(supported: %s)",
                                 registry[i].backend, sg_backend_schemes());
-        return registry[i].open(url, opts, out, err);
+        if (!opts || !opts->password_file || opts->password)
+            return registry[i].open(url, opts, out, err);
+        /* one reader of secret files for every backend */
+        sg_open_opts o = *opts;
+        char *pw = sg_secret_read(opts->password_file, 1024, SG_E_INVALID_ARGUMENT, err);
+        if (!pw)
+            return SG_ERROR;
+        o.password = pw;
+        sg_status st = registry[i].open(url, &o, out, err);
+        sg_secret_free(pw);
+        return st;
     }
     return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                         "unsupported backend URL scheme (supported: %s)", sg_backend_schemes());

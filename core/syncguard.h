@@ -188,6 +188,7 @@ struct sg_backend {
 /* Options common to every backend; unset fields (0/NULL) take defaults. */
 typedef struct sg_open_opts {
     const char *password;        /* overrides the URL's; never logged */
+    const char *password_file;   /* read by sg_backend_open when password is NULL */
     int connect_timeout_ms;      /* default 2000 */
     int command_timeout_ms;      /* default 2000 */
     bool require_durable_fences; /* refuse a server that may lose fence INCRs */

@@ -141,13 +141,11 @@ static void fuse_escape(const char *in, char *out, size_t size)
 }
 
 /* Heap strings of the command line, freed at any exit (early ones included). */
-static char *opt_copy, *opt_password, *opt_state_dir;
+static char *opt_copy, *opt_password_file, *opt_state_dir;
 static void free_args(void)
 {
     free(opt_copy);
-    if (opt_password)
-        explicit_bzero(opt_password, strlen(opt_password));
-    free(opt_password);
+    free(opt_password_file);
     free(opt_state_dir);
 }
 
@@ -156,23 +154,6 @@ static void on_term(int sig)
 {
     signalled = sig;
     sgfs_request_shutdown();
-}
-
-static char *read_file_secret(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        fprintf(stderr, "syncguardfs: cannot read password_file %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
 }
 
 int main(int argc, char **argv)
@@ -281,8 +262,8 @@ int main(int argc, char **argv)
                         return 2;
                     }
                 } else if (!strcmp(o, "password_file")) {
-                    NEEDV free(opt_password);
-                    opt_password = read_file_secret(v);
+                    NEEDV free(opt_password_file);
+                    opt_password_file = strdup(v);
                 } else if (!strcmp(o, "state_dir")) {
                     NEEDV free(opt_state_dir);
                     opt_state_dir = strdup(v);
@@ -355,7 +336,7 @@ int main(int argc, char **argv)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     snprintf(cfg.state_path, sizeof cfg.state_path, "%s/mount-%s.state", dir, hex);
 
-    sg_open_opts oo = {.password = opt_password, .require_durable_fences = durable};
+    sg_open_opts oo = {.password_file = opt_password_file, .require_durable_fences = durable};
     sg_backend *b;
     sg_error err;
     if (sg_backend_open(url_copy, &oo, &b, &err) != SG_OK) {

@@ -482,7 +482,13 @@ static void password_protected_server(void **state)
     snprintf(u, sizeof u, "redis://127.0.0.1:%d?password_file=%s", p, path);
     assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
     sg_backend_close(b);
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p); /* the option every backend takes */
+    sg_open_opts po = {.password_file = path};
+    assert_int_equal(sg_backend_open(u, &po, &b, &err), SG_OK);
+    sg_backend_close(b);
     unlink(path);
+    assert_int_equal(sg_backend_open(u, &po, &b, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
     ctl("stop auth");
 }
 
