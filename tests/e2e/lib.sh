@@ -85,3 +85,22 @@ start_hosts() {
     start_daemon "$M1" "$T/state1" "${1:-}"
     start_daemon "$M2" "$T/state2" "${1:-}"
 }
+
+# One critical section under flock on MOUNT: read the counter, append
+# "value fence" to LOG (the fence read from the owning descriptor), increment.
+counter_section() {
+    local mnt="$1" key="$2" counter="$3" log="$4"
+    flock -w 30 "$mnt/locks/$key" bash -c '
+        fence=$(sed -n "s/^fence=//p" "$0")
+        [ -n "$fence" ] || exit 3
+        n=$(cat "$1"); echo "$n $fence" >> "$2"; echo $((n + 1)) > "$1"' \
+        "$mnt/locks/$key" "$counter" "$log"
+}
+
+# The counter is exact and the fences rise strictly with it.
+check_counter() {
+    local counter="$1" log="$2" want="$3"
+    [ "$(cat "$counter")" -eq "$want" ] || fail "lost updates: counter $(cat "$counter") != $want"
+    sort -n "$log" | awk 'NR > 1 && ($1 != pn + 1 || $2 <= pf) { bad = 1 } { pn = $1; pf = $2 }
+        END { exit bad }' || fail "fences do not rise with the counter: $(sort -n "$log" | head)"
+}
