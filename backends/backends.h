@@ -8,6 +8,11 @@
 char *sg_secret_read(const char *path, size_t max, sg_code code, sg_error *err);
 void sg_secret_free(char *s);
 
+/* A backend with a zeroed impl of impl_size bytes (both freed by its close).
+ * NULL + err on allocation failure. */
+sg_backend *sg_backend_alloc(const sg_backend_ops *ops, sg_capabilities caps, size_t impl_size,
+                             sg_error *err);
+
 sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **out,
                         sg_error *err);
 sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,

@@ -873,16 +873,10 @@ sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backen
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, curl_init_once);
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
-    sg_backend *b = calloc(1, sizeof *b);
-    fs_backend *fb = calloc(1, sizeof *fb);
-    if (!b || !fb) {
-        free(b);
-        free(fb);
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    }
-    b->ops = &firestore_ops;
-    b->impl = fb;
-    b->caps = (sg_capabilities){"firestore", true, SG_TIME_CLIENT};
+    sg_backend *b = sg_backend_alloc(&firestore_ops, (sg_capabilities){"firestore", true, SG_TIME_CLIENT}, sizeof(fs_backend), err);
+    if (!b)
+        return SG_ERROR;
+    fs_backend *fb = b->impl;
     pthread_mutex_init(&fb->mu, NULL);
     sg_pool_init(&fb->pool, new_handle, close_handle, fb);
     snprintf(fb->collection, sizeof fb->collection, "locks");

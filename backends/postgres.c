@@ -625,16 +625,10 @@ sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend
                            sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
-    sg_backend *b = calloc(1, sizeof *b);
-    pg_backend *pb = calloc(1, sizeof *pb);
-    if (!b || !pb) {
-        free(b);
-        free(pb);
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    }
-    b->ops = &pg_ops;
-    b->impl = pb;
-    b->caps = (sg_capabilities){"postgres", true, SG_TIME_SERVER};
+    sg_backend *b = sg_backend_alloc(&pg_ops, (sg_capabilities){"postgres", true, SG_TIME_SERVER}, sizeof(pg_backend), err);
+    if (!b)
+        return SG_ERROR;
+    pg_backend *pb = b->impl;
     sg_pool_init(&pb->pool, connect_one, close_one, pb);
     snprintf(pb->table, sizeof pb->table, "syncguard_locks");
     snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");

@@ -792,16 +792,10 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
                         sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
-    sg_backend *b = calloc(1, sizeof *b);
-    redis_backend *rb = calloc(1, sizeof *rb);
-    if (!b || !rb) {
-        free(b);
-        free(rb);
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    }
-    b->ops = &redis_ops;
-    b->impl = rb;
-    b->caps = (sg_capabilities){"redis", true, SG_TIME_SERVER};
+    sg_backend *b = sg_backend_alloc(&redis_ops, (sg_capabilities){"redis", true, SG_TIME_SERVER}, sizeof(redis_backend), err);
+    if (!b)
+        return SG_ERROR;
+    redis_backend *rb = b->impl;
     sg_pool_init(&rb->pool, connect_one, close_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;

@@ -41,6 +41,21 @@ char *sg_secret_read(const char *path, size_t max, sg_code code, sg_error *err)
     return s;
 }
 
+sg_backend *sg_backend_alloc(const sg_backend_ops *ops, sg_capabilities caps, size_t impl_size,
+                             sg_error *err)
+{
+    sg_backend *b = calloc(1, sizeof *b);
+    void *impl = calloc(1, impl_size);
+    if (!b || !impl) {
+        free(b);
+        free(impl);
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    *b = (sg_backend){ops, caps, impl};
+    return b;
+}
+
 void sg_secret_free(char *s)
 {
     if (s) {

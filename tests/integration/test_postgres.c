@@ -243,17 +243,26 @@ static void *ts_acquirer(void *arg)
     return NULL;
 }
 
+/* Start a TS-style acquirer in a thread; returns once it holds the advisory
+ * lock with its row written (not yet committed). */
+static pthread_t ts_start(ts_acquire *t, pthread_barrier_t *inside)
+{
+    pthread_barrier_init(inside, NULL, 2);
+    t->inside = inside;
+    pthread_t th;
+    pthread_create(&th, NULL, ts_acquirer, t);
+    pthread_barrier_wait(inside);
+    return th;
+}
+
 static void ts_style_acquirer_and_this_backend_exclude_each_other(void **state)
 {
     (void)state;
     /* TS holds the advisory lock with its row written but not committed: our
      * acquire waits for it, then must see the committed row → contended. */
     pthread_barrier_t inside;
-    pthread_barrier_init(&inside, NULL, 2);
-    ts_acquire t = {.key = "ts-mixed", .hold_ms = 300, .inside = &inside};
-    pthread_t th;
-    pthread_create(&th, NULL, ts_acquirer, &t);
-    pthread_barrier_wait(&inside);
+    ts_acquire t = {.key = "ts-mixed", .hold_ms = 300};
+    pthread_t th = ts_start(&t, &inside);
     sg_error err;
     assert_int_equal(sg_acquire(B, "ts-mixed", 10000, NULL, &err), SG_CONTENDED);
     pthread_join(th, NULL);
@@ -288,11 +297,8 @@ static void statement_timeout_is_network_timeout_without_a_ghost(void **state)
     sg_error err;
     assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
     pthread_barrier_t inside;
-    pthread_barrier_init(&inside, NULL, 2);
-    ts_acquire t = {.key = "pg-slow", .hold_ms = 1500, .inside = &inside};
-    pthread_t th;
-    pthread_create(&th, NULL, ts_acquirer, &t);
-    pthread_barrier_wait(&inside);
+    ts_acquire t = {.key = "pg-slow", .hold_ms = 1500};
+    pthread_t th = ts_start(&t, &inside);
     assert_int_equal(sg_acquire(b, "pg-slow", 10000, NULL, &err), SG_ERROR);
     assert_int_equal(err.code, SG_E_NETWORK_TIMEOUT);
     assert_true(err.unknown_outcome);
