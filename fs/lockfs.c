@@ -44,7 +44,13 @@ typedef struct node {
     uint64_t nlookup;      /* kernel references */
     int nopen;             /* handles referring to it */
     handle *handles;       /* open descriptors of this key */
+    /* The last LOOKUP that found the lock live: a stat is LOOKUP then GETATTR,
+     * and the GETATTR of the same walk reuses it instead of asking again. */
+    int64_t seen_live_us;
+    int64_t seen_acquired_at_ms;
 } node;
+
+#define SEEN_LIVE_REUSE_US 5000 /* GETATTR right after its LOOKUP */
 
 typedef enum { H_WATCHING, H_OWNING, H_LOST } hstate;
 
@@ -686,6 +692,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (s == SG_OK) {
         lock_attr(n, &info, owner_uid_locked(n), &st);
         n->nlookup++;
+        n->seen_live_us = metrics_now_us();
+        n->seen_acquired_at_ms = info.acquired_at_ms;
     }
     node_maybe_free_locked(n);
     pthread_mutex_unlock(&fs.mu);
@@ -746,11 +754,18 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     sg_lock_info info;
-    sg_error err;
-    sg_status s = live_info(n, &info, &err);
-    if (s != SG_OK) {
-        fuse_reply_err(req, s == SG_ABSENT ? ENOENT : log_error("getattr", &err));
-        return;
+    pthread_mutex_lock(&fs.mu);
+    bool fresh = metrics_now_us() - n->seen_live_us < SEEN_LIVE_REUSE_US;
+    info.acquired_at_ms = n->seen_acquired_at_ms;
+    n->seen_live_us = 0; /* one reuse at most */
+    pthread_mutex_unlock(&fs.mu);
+    if (!fresh) {
+        sg_error err;
+        sg_status s = live_info(n, &info, &err);
+        if (s != SG_OK) {
+            fuse_reply_err(req, s == SG_ABSENT ? ENOENT : log_error("getattr", &err));
+            return;
+        }
     }
     pthread_mutex_lock(&fs.mu);
     lock_attr(n, &info, owner_uid_locked(n), &st);

@@ -286,6 +286,11 @@ case_xattrs_and_metrics() {
     grep -q 'syncguardfs_operations_total{op="acquire",result="ok"} 1' "$M1/metrics" || fail "ops"
     grep -q '^# TYPE syncguardfs_backend_latency_seconds summary' "$M1/metrics" || fail "latency"
     [ "$(stat -f -c %l "$M1")" = 1536 ] || fail "statfs namelen $(stat -f -c %l "$M1")"
+    # a stat asks the backend once (its LOOKUP), not twice (LOOKUP and GETATTR)
+    lookups() { sed -n 's/^syncguardfs_backend_latency_seconds_count{op="lookup"} //p' "$M2/metrics"; }
+    local before; before=$(lookups)
+    stat "$M2/locks/$RUN-x" >/dev/null || fail "stat"
+    [ $(( $(lookups) - before )) -eq 1 ] || fail "stat made $(( $(lookups) - before )) backend reads"
     touch "$M1/locks/$RUN-x" || fail "touch"
     python3 -c 'import os; os.ftruncate(9, 0); os.utime(9)' || fail "truncate/utimens on the owner"
     present "$M2/locks/$RUN-x" || fail "touch/truncate changed the lock"
