@@ -112,6 +112,11 @@ sg_status sg_fence_parse(const char *s, uint64_t *out, sg_error *err);
 sg_status sg_fence_check(uint64_t fence, const char *key, sg_error *err);
 /* TTL: 1 .. 2^31-1 ms, else InvalidArgument. */
 sg_status sg_ttl_check(int64_t ttl_ms, sg_error *err);
+/* A duration as written by people: digits with an optional unit ms|s|m|h
+ * (bare digits are ms), whitespace around allowed, at most 2^31-1 ms; buf
+ * need not be NUL-terminated. SG_OK or SG_ERROR (InvalidArgument). Callers
+ * apply their own minimum (a TTL write needs 1 s). */
+sg_status sg_duration_parse(const char *buf, size_t len, int64_t *out_ms, sg_error *err);
 /* The one liveness predicate: expiresAtMs > nowMs - 1000. */
 static inline bool sg_is_live(int64_t expires_at_ms, int64_t now_ms)
 {

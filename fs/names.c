@@ -56,42 +56,10 @@ void sgfs_name_encode(const char *key, char out[SGFS_NAME_MAX + 1])
     out[j] = '\0';
 }
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 int sgfs_ttl_parse(const char *buf, size_t len, int64_t *ttl_ms)
 {
-    size_t i = 0, end = len;
-    while (i < end && is_space(buf[i]))
-        i++;
-    while (end > i && is_space(buf[end - 1]))
-        end--;
-    if (i == end || buf[i] < '0' || buf[i] > '9')
-        return -EINVAL;
-    int64_t v = 0;
-    while (i < end && buf[i] >= '0' && buf[i] <= '9') {
-        v = v * 10 + (buf[i++] - '0');
-        if (v > SG_TTL_MAX_MS)
-            return -EINVAL;
-    }
-    int64_t mult;
-    size_t unit = end - i;
-    if (unit == 0 || (unit == 2 && !strncmp(buf + i, "ms", 2)))
-        mult = 1;
-    else if (unit == 1 && buf[i] == 's')
-        mult = 1000;
-    else if (unit == 1 && buf[i] == 'm')
-        mult = 60000;
-    else if (unit == 1 && buf[i] == 'h')
-        mult = 3600000;
-    else
-        return -EINVAL;
-    if (v > SG_TTL_MAX_MS / mult)
-        return -EINVAL;
-    v *= mult;
-    if (v < SGFS_TTL_MIN_MS)
+    int64_t v;
+    if (sg_duration_parse(buf, len, &v, NULL) != SG_OK || v < SGFS_TTL_MIN_MS)
         return -EINVAL;
     *ttl_ms = v;
     return 0;

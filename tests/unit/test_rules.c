@@ -281,6 +281,36 @@ static void base64url_has_no_padding_or_unsafe_chars(void **state)
     assert_string_equal(out, "YQ");
 }
 
+static void durations_take_units_and_reject_the_rest(void **state)
+{
+    (void)state;
+    static const struct { const char *in; int64_t ms; } ok[] = {
+        {"0", 0}, {"1500", 1500}, {"1500ms", 1500}, {"30s", 30000}, {"10m", 600000},
+        {"2h", 7200000}, {" \t45s\n", 45000}, {"2147483647", 2147483647},
+        {"2147483647ms", 2147483647}, {"596h", 2145600000},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int64_t v = -1;
+        assert_int_equal(sg_duration_parse(ok[i].in, strlen(ok[i].in), &v, NULL), SG_OK);
+        assert_int_equal(v, ok[i].ms);
+    }
+    static const char *const bad[] = {"", " ", "s", "-5", "+5", "5 s", "5S", "5sec", "1.5s",
+                                      "0x10", "5d", "2147483648", "597h", "99999999999999999999",
+                                      "5ms ms", "5\0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t v = -1;
+        sg_error e;
+        size_t n = strlen(bad[i]) + (i == sizeof bad / sizeof bad[0] - 1);
+        assert_int_equal(sg_duration_parse(bad[i], n, &v, &e), SG_ERROR);
+        assert_int_equal(e.code, SG_E_INVALID_ARGUMENT);
+        assert_int_equal(v, -1);
+    }
+    /* not NUL-terminated: only len bytes count */
+    int64_t v = 0;
+    assert_int_equal(sg_duration_parse("30sXYZ", 3, &v, NULL), SG_OK);
+    assert_int_equal(v, 30000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +327,7 @@ int main(void)
         cmocka_unit_test(key_hash_matches_reference),
         cmocka_unit_test(errors_have_names_errnos_and_formatting),
         cmocka_unit_test(base64url_has_no_padding_or_unsafe_chars),
+        cmocka_unit_test(durations_take_units_and_reject_the_rest),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
