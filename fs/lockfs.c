@@ -74,16 +74,14 @@ struct handle {
     size_t snap_len;
 };
 
-typedef enum { W_OPEN, W_FLOCK, W_SETLK } wkind;
+typedef enum { W_FLOCK, W_SETLK } wkind;
 
 typedef struct waiter {
     struct waiter *next, *prev;
     fuse_req_t req;
     handle *h;
     wkind kind;
-    struct fuse_file_info fi;
-    int64_t deadline_ms;  /* 0: wait until granted or interrupted */
-    int64_t next_ms;
+    int64_t next_ms;      /* next attempt; waits last until granted or interrupted */
     int attempt;
     bool interrupted;
     uint64_t posix_owner;
@@ -860,8 +858,7 @@ static void waiter_link_locked(waiter *w, int64_t now)
                          .max_delay_ms = fs.cfg.max_delay_ms,
                          .backoff = fs.cfg.backoff,
                          .jitter = fs.cfg.jitter};
-    int64_t remaining = w->deadline_ms ? w->deadline_ms - now : INT64_MAX / 4;
-    w->next_ms = now + sg_retry_delay_ms(&o, w->attempt, remaining, rand01());
+    w->next_ms = now + sg_retry_delay_ms(&o, w->attempt, INT64_MAX / 4, rand01());
     w->prev = NULL;
     w->next = fs.waiters;
     if (fs.waiters)
@@ -872,8 +869,7 @@ static void waiter_link_locked(waiter *w, int64_t now)
 }
 
 /* Park req: the scheduler retries with the mount's backoff and replies. */
-static void park(fuse_req_t req, handle *h, wkind kind, const struct fuse_file_info *fi,
-                 int64_t timeout_ms, uint64_t posix_owner, pid_t pid)
+static void park(fuse_req_t req, handle *h, wkind kind, uint64_t posix_owner, pid_t pid)
 {
     waiter *w = calloc(1, sizeof *w);
     if (!w) {
@@ -884,9 +880,6 @@ static void park(fuse_req_t req, handle *h, wkind kind, const struct fuse_file_i
     w->req = req;
     w->h = h;
     w->kind = kind;
-    if (fi)
-        w->fi = *fi;
-    w->deadline_ms = timeout_ms > 0 ? now + timeout_ms : 0;
     w->attempt = 1;
     w->posix_owner = posix_owner;
     w->pid = pid;
@@ -909,56 +902,29 @@ static void reply_opened(fuse_req_t req, handle *h, struct fuse_file_info *fi)
     }
 }
 
-/* OPEN: read-only → watching; for writing → acquire: EWOULDBLOCK (held, O_NONBLOCK or
- * acquire_timeout), EINTR (interrupted wait), EACCES (lockgroup), EISDIR, EIO/ETIMEDOUT/... */
+/* OPEN: a watching descriptor at once, whatever the access mode — an open
+ * never acquires and never waits (flock/fcntl on it do, with their own
+ * -n/-w semantics). EISDIR, EACCES (metrics for writing), ENOMEM. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     if (ino == ROOT_INO || ino == LOCKS_INO) {
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if (ino == METRICS_INO) {
-        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-            fuse_reply_err(req, EACCES);
-            return;
-        }
-        handle *h = handle_new(NULL, req);
-        if (!h) {
-            fuse_reply_err(req, ENOMEM);
-            return;
-        }
-        reply_opened(req, h, fi);
+    if (ino == METRICS_INO && (fi->flags & O_ACCMODE) != O_RDONLY) {
+        fuse_reply_err(req, EACCES);
         return;
     }
-    node *n = ino_node(ino);
-    handle *h = handle_new(n, req);
+    handle *h = handle_new(ino_node(ino), req);
     if (!h) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    if ((fi->flags & O_ACCMODE) == O_RDONLY) { /* watching */
-        reply_opened(req, h, fi);
-        return;
-    }
-    if (!may_acquire(req)) {
-        handle_free(h);
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    sg_error err;
-    sg_status st = try_acquire(h, h->pid, h->uid, &err);
-    if (st == SG_OK) {
-        reply_opened(req, h, fi);
-    } else if (st == SG_CONTENDED && !(fi->flags & O_NONBLOCK)) {
-        park(req, h, W_OPEN, fi, fs.cfg.acquire_timeout_ms, 0, h->pid);
-    } else {
-        handle_free(h);
-        fuse_reply_err(req, st == SG_CONTENDED ? EWOULDBLOCK : log_error("open", &err));
-    }
+    reply_opened(req, h, fi);
 }
 
-/* CREATE (never waits): EEXIST (O_EXCL), EWOULDBLOCK (O_NONBLOCK), ESTALE (lost race on a
- * write open: the kernel retries as LOOKUP + OPEN), EACCES, EINVAL, ENAMETOOLONG, backend errno. */
+/* CREATE (one attempt, never waits): acquired → owning; lost race → watching,
+ * or EEXIST with O_EXCL. EACCES (lockgroup), EINVAL, ENAMETOOLONG, backend errno. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
@@ -998,15 +964,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int fail = 0;
     if (st == SG_ERROR)
         fail = log_error("create", &err);
-    else if (st == SG_CONTENDED) {
-        if (fi->flags & O_EXCL)
-            fail = EEXIST;
-        else if (fi->flags & O_NONBLOCK)
-            fail = EWOULDBLOCK;
-        else if ((fi->flags & O_ACCMODE) != O_RDONLY)
-            fail = ESTALE; /* the kernel retries as LOOKUP + OPEN, which may wait */
-        /* read-only (flock(1)'s open): a watching descriptor */
-    }
+    else if (st == SG_CONTENDED && (fi->flags & O_EXCL))
+        fail = EEXIST;
+    /* otherwise a lost race gives a watching descriptor, like an open */
     if (fail) {
         handle_free(h);
         fuse_reply_err(req, fail);
@@ -1248,7 +1208,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* ---- flock / POSIX locks ---- */
-/* FLOCK: EWOULDBLOCK (LOCK_NB, held), EINTR (interrupted wait), EIO (draining), backend errno. */
+/* FLOCK: EWOULDBLOCK (LOCK_NB, held), EINTR (interrupted wait), EACCES (lockgroup),
+ * EIO (draining), backend errno. */
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
     (void)ino;
@@ -1268,13 +1229,17 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
         fuse_reply_err(req, 0);
         return;
     }
+    if (!may_acquire(req)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     pid_t pid = tgid_of(fuse_req_ctx(req)->pid);
     sg_error err;
     sg_status st = try_acquire(h, pid, fuse_req_ctx(req)->uid, &err);
     if (st == SG_OK)
         fuse_reply_err(req, 0);
     else if (st == SG_CONTENDED && !(op & LOCK_NB))
-        park(req, h, W_FLOCK, NULL, 0, 0, pid);
+        park(req, h, W_FLOCK, 0, pid);
     else
         fuse_reply_err(req, st == SG_CONTENDED ? EWOULDBLOCK : log_error("flock", &err));
 }
@@ -1320,7 +1285,8 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     fuse_reply_lock(req, &out);
 }
 
-/* SETLK/SETLKW: EAGAIN (held, no wait), ENOLCK (byte range), EINTR, backend errno. */
+/* SETLK/SETLKW: EAGAIN (held, no wait), ENOLCK (byte range), EINTR, EACCES (lockgroup),
+ * backend errno. */
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                      struct flock *lock, int sleep)
 {
@@ -1354,6 +1320,10 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         fuse_reply_err(req, 0);
         return;
     }
+    if (!may_acquire(req)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     pid_t pid = tgid_of(fuse_req_ctx(req)->pid);
     sg_error err;
     sg_status st = try_acquire(h, pid, fuse_req_ctx(req)->uid, &err);
@@ -1364,7 +1334,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         pthread_mutex_unlock(&fs.mu);
         fuse_reply_err(req, 0);
     } else if (st == SG_CONTENDED && sleep) {
-        park(req, h, W_SETLK, NULL, 0, fi->lock_owner, pid);
+        park(req, h, W_SETLK, fi->lock_owner, pid);
     } else {
         fuse_reply_err(req, st == SG_CONTENDED ? EAGAIN : log_error("setlk", &err));
     }
@@ -1705,15 +1675,7 @@ static void waiter_finish(waiter *w, int err)
     fuse_req_interrupt_func(w->req, NULL, NULL);
     if (err == EINTR)
         metrics_event_add(M_INTERRUPTED);
-    if (err) {
-        fuse_reply_err(w->req, err);
-        if (w->kind == W_OPEN)
-            handle_free(w->h);
-    } else if (w->kind == W_OPEN) {
-        reply_opened(w->req, w->h, &w->fi);
-    } else {
-        fuse_reply_err(w->req, 0);
-    }
+    fuse_reply_err(w->req, err);
     free(w);
 }
 
@@ -1742,8 +1704,6 @@ static void waiter_attempt_locked(waiter *w)
         reply = 0;
     } else if (st == SG_ERROR) {
         reply = log_error("waiting acquire", &err);
-    } else if (w->deadline_ms && now >= w->deadline_ms) {
-        reply = EWOULDBLOCK;
     } else {
         w->attempt++;
         waiter_link_locked(w, now);

@@ -11,7 +11,6 @@
 
 typedef struct sgfs_config {
     int64_t ttl_ms;             /* TTL of locks taken through the mount */
-    int64_t acquire_timeout_ms; /* blocking write-opens give up after this */
     int64_t retry_delay_ms;     /* first retry delay of waits */
     int64_t max_delay_ms;       /* cap of one wait delay (1 s by default) */
     sg_backoff backoff;

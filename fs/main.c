@@ -31,7 +31,6 @@ static const char usage[] =
     "\n"
     "Options (-o):\n"
     "  ttl=MS                 TTL of locks taken here (default 30000)\n"
-    "  acquire_timeout=MS     how long a blocking write-open waits (default 5000)\n"
     "  retry_delay=MS         first delay between attempts of a wait (default 100)\n"
     "  max_delay=MS           cap of one delay (default 1000)\n"
     "  backoff=exponential|fixed, jitter=equal|full|none\n"
@@ -160,7 +159,6 @@ int main(int argc, char **argv)
 {
     sgfs_config cfg = {
         .ttl_ms = SG_TTL_DEFAULT_MS,
-        .acquire_timeout_ms = 5000,
         .retry_delay_ms = 100,
         .max_delay_ms = 1000,
         .backoff = SG_BACKOFF_EXPONENTIAL,
@@ -209,7 +207,9 @@ int main(int argc, char **argv)
                 if (!strcmp(o, "ttl")) {
                     NEEDV cfg.ttl_ms = parse_ms("ttl", v, 1000, SG_TTL_MAX_MS);
                 } else if (!strcmp(o, "acquire_timeout")) {
-                    NEEDV cfg.acquire_timeout_ms = parse_ms(o, v, 0, SG_TTL_MAX_MS);
+                    /* opens no longer wait (flock/fcntl do): kept for old fstab lines */
+                    fputs("syncguardfs: acquire_timeout has no effect: opens never wait; "
+                          "use flock -w\n", stderr);
                 } else if (!strcmp(o, "retry_delay")) {
                     NEEDV cfg.retry_delay_ms = parse_ms(o, v, 1, 3600000);
                 } else if (!strcmp(o, "max_delay")) {

@@ -127,7 +127,12 @@ assert err("a" * 513) == errno.ENAMETOOLONG, err("a" * 513)
 assert err(run + "\udcff".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")) in (errno.EINVAL,)
 # two names that normalize to one key are one lock
 fd = os.open(os.path.join(d, run + "-e\u0301"), os.O_WRONLY | os.O_CREAT)
-assert err(run + "-\u00e9", os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK) == errno.EAGAIN
+fd2 = os.open(os.path.join(d, run + "-\u00e9"), os.O_WRONLY | os.O_CREAT)  # watching
+try:
+    os.write(fd2, b"5s"); sys.exit("the NFC twin got its own lock")
+except OSError as e:
+    assert e.errno == errno.ENOLCK, e
+os.close(fd2)
 assert (run + "-\u00e9") in os.listdir(d)
 os.close(fd)
 PY
@@ -206,37 +211,79 @@ case_counter_mutual_exclusion() {
 case_create_race_never_stalls_other_names() {
     start_hosts
     exec 8>"$M2/locks/$RUN-held"
-    # a write-open on m1 of the held name waits in OPEN (after CREATE's ESTALE) ...
-    ( exec 9>"$M1/locks/$RUN-held" ) 2>/dev/null &
+    # a write-open of a held name returns at once (a watching descriptor) ...
+    local t0; t0=$(now_ms)
+    exec 9>"$M1/locks/$RUN-held" || fail "write-open of a held lock failed"
+    [ $(( $(now_ms) - t0 )) -lt 1000 ] || fail "write-open of a held name waited"
+    echo 5s >&9 2>/dev/null && fail "the write-open of a held lock owns it"
+    exec 9>&-
+    ( set -o noclobber; echo > "$M1/locks/$RUN-held" ) 2>/dev/null && fail "noclobber create of a held lock"
+    # ... a blocking flock on it parks, while other names on the mount stay fast
+    flock "$M1/locks/$RUN-held" true 8>&- 2>/dev/null &
     local waiter=$!
     sleep 0.2
-    # ... while other names on the same mount stay fast
-    local t0; t0=$(now_ms)
+    t0=$(now_ms)
     for i in 1 2 3 4 5; do
         exec 7>"$M1/locks/$RUN-other$i"; exec 7>&-
         test -e "$M1/locks/$RUN-nothere$i" && fail "phantom"
     done
     local dt=$(( $(now_ms) - t0 ))
-    [ $dt -lt 1000 ] || fail "other names stalled for $dt ms behind a waiting open"
-    wait $waiter && fail "write-open of a held lock succeeded"
+    [ $dt -lt 1000 ] || fail "other names stalled for $dt ms behind a waiting flock"
+    kill -0 $waiter 2>/dev/null || fail "flock of a held lock returned"
     exec 8>&-
-    ok "a waiting open does not stall other names ($dt ms for 5 create/close + 5 lookups)"
+    wait $waiter || fail "the waiting flock did not get the lock once released"
+    ok "creates and opens never wait, noclobber is EEXIST; other names not stalled ($dt ms)"
 }
 
-case_write_open_waits_then_ewouldblock() {
+case_open_never_waits_classic_idioms() {
     start_hosts
-    exec 8>"$M2/locks/$RUN-wo"
-    local t0; t0=$(now_ms)
-    ( exec 9>"$M1/locks/$RUN-wo" ) 2>"$T/err" && fail "write-open got a held lock"
-    local dt=$(( $(now_ms) - t0 ))
-    grep -q "Resource temporarily unavailable" "$T/err" || fail "error: $(cat "$T/err")"
-    [ $dt -ge 1000 ] || fail "gave up after $dt ms, before acquire_timeout"
-    ( set -o noclobber; echo > "$M1/locks/$RUN-wo" ) 2>/dev/null && fail "noclobber create of a held lock"
-    # released by m2 while m1 waits → m1 gets it
-    ( sleep 0.5; exec 8>&- ) &
-    exec 8>&-
-    ( exec 9>"$M1/locks/$RUN-wo"; grep -q lockId <&9 2>/dev/null || true ) || fail "did not get it after release"
-    ok "write-open waits up to acquire_timeout then EWOULDBLOCK; noclobber is EEXIST"
+    local f1="$M1/locks/$RUN-idiom" f2="$M2/locks/$RUN-idiom"
+    # the other host holds the lock longer than any timeout of the daemon
+    ( flock "$f2" -c 'sleep 6' ) &
+    local holder=$!
+    wait_until 3 present "$f1" || fail "holder never appeared"
+    local t0 dt rc=0; t0=$(now_ms)
+    exec 200>"$f1" || fail "exec 200> of a held lock failed"
+    flock -n 200 && fail "flock -n 200 got a held lock"
+    ( flock -n 9 || exit 7 ) 9>"$f1" || rc=$?
+    dt=$(( $(now_ms) - t0 ))
+    [ $rc -eq 7 ] || fail "( flock -n 9 || exit 7 ) 9>f exited $rc, not 7"
+    [ $dt -lt 1000 ] || fail "open + flock -n twice took $dt ms"
+    echo 5s >&200 2>/dev/null && fail "a TTL write on a watching descriptor succeeded"
+    python3 - "$f1" > "$T/py.out" <<'PY' &
+import fcntl, sys, time
+t0 = time.monotonic()
+with open(sys.argv[1], "a") as f:       # open never waits ...
+    print("opened %.3f" % (time.monotonic() - t0), flush=True)
+    fcntl.lockf(f, fcntl.LOCK_EX)       # ... lockf blocks until granted
+    print("locked", flush=True)
+    time.sleep(0.3)
+PY
+    local py=$!
+    wait_until 10 grep -q opened "$T/py.out" || fail "python open(f, 'a') did not return"
+    awk '/^opened/ { exit !($2 < 1) }' "$T/py.out" || fail "python open(f, 'a') waited: $(cat "$T/py.out")"
+    t0=$(now_ms)
+    flock -w 20 200 || fail "exec 200>f; flock -w 20 200 did not get the lock"
+    dt=$(( $(now_ms) - t0 ))
+    [ $dt -ge 2500 ] || fail "flock -w got the lock after $dt ms while the other host held it"
+    present "$f2" || fail "the lock is not visible on the other host"
+    exec 200>&-
+    wait $py || fail "python open('a') + lockf failed"
+    grep -q locked "$T/py.out" || fail "python lockf never got the lock"
+    wait $holder
+    # exec 9<>f; flock 9: the fence read afterwards is the descriptor's own
+    ( flock "$f2" -c 'sleep 1' ) &
+    holder=$!
+    wait_until 3 present "$f1"
+    exec 9<>"$f1" || fail "exec 9<> of a held lock"
+    flock -w 10 9 || fail "flock 9"
+    local lines; lines="$(cat <&9)"
+    echo "$lines" | grep -Eq '^lockId=[A-Za-z0-9_-]{22}$' || fail "owning read shows no lockId: $lines"
+    [ "$(echo "$lines" | sed -n 's/^fence=//p')" = "$(field fence "$f2")" ] || fail "fence is not the holder's"
+    exec 9>&-
+    wait $holder
+    wait_until 3 absent "$f2" || fail "a lock was left behind"
+    ok "exec 200>f + flock -w/-n, ( flock -n 9 || exit 7 ) 9>f, open('a') + lockf, exec 9<>f + flock 9"
 }
 
 case_posix_locks() {
@@ -517,15 +564,31 @@ public class Probe { public static void main(String[] a) throws Exception {
         catch (java.io.IOException e) { System.out.println("range refused"); }
     } } }
 JAVA
-    javac -d "$T" "$T/Hold.java" "$T/Probe.java" || fail "javac"
+    cat > "$T/Wait.java" <<'JAVA'
+import java.io.RandomAccessFile; import java.nio.channels.*;
+public class Wait { public static void main(String[] a) throws Exception {
+    try (RandomAccessFile f = new RandomAccessFile(a[0], "rw")) {  // opens at once
+        System.out.println("opened"); System.out.flush();
+        FileLock l = f.getChannel().lock();                        // blocks until granted
+        System.out.println("locked"); System.out.flush();
+        l.release();
+    } } }
+JAVA
+    javac -d "$T" "$T/Hold.java" "$T/Probe.java" "$T/Wait.java" || fail "javac"
     java -cp "$T" Hold "$M1/locks/$RUN-java" 3000 > "$T/hold.out" &
     local holder=$!
     wait_until 10 grep -q locked "$T/hold.out" || fail "Java could not lock"
     [ "$(java -cp "$T" Probe "$M2/locks/$RUN-java")" = "held
 range refused" ] || fail "Java on the other host: $(java -cp "$T" Probe "$M2/locks/$RUN-java")"
+    java -cp "$T" Wait "$M2/locks/$RUN-java" > "$T/wait.out" &
+    local waiter=$!
+    wait_until 10 grep -q opened "$T/wait.out" || fail "RandomAccessFile(f, rw) did not open a held lock"
+    grep -q locked "$T/wait.out" && fail "FileChannel.lock on the other host got a held lock"
     wait $holder
+    wait $waiter || fail "Java FileChannel.lock() waiter failed"
+    grep -q locked "$T/wait.out" || fail "FileChannel.lock() never got the lock"
     wait_until 3 absent "$M2/locks/$RUN-java" || fail "FileLock.release did not release"
-    ok "Java FileChannel.lock is the distributed lock across hosts; byte ranges are refused"
+    ok "Java FileChannel.lock is the distributed lock across hosts (a 'rw' waiter blocks, then gets it); byte ranges are refused"
 }
 
 case_grant_after_interrupt_is_given_back() {
