@@ -105,6 +105,7 @@ struct sg_renewer {
     lease **buckets; /* id → lease, chained; power-of-two size */
     size_t nbuckets, count;
     lease *qhead, *qtail;
+    lease *pending; /* found absent by sg_renewer_extend: the timing thread reports them */
     uint64_t next_id;
 
     int64_t timer_wake_ms; /* when the timing thread wakes by itself; INT64_MIN while awake */
@@ -311,8 +312,8 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-/* Declare l lost (mu held): detach it, count it, describe it into *lo. */
-static void lose(sg_renewer *r, lease *l, bool at_deadline, loss *lo)
+/* Describe the loss of l into *lo. */
+static void describe(const lease *l, bool at_deadline, loss *lo)
 {
     lo->id = l->id;
     memcpy(lo->lock_id, l->lock_id, sizeof lo->lock_id);
@@ -335,6 +336,12 @@ static void lose(sg_renewer *r, lease *l, bool at_deadline, loss *lo)
         sg_error_set(&lo->why, SG_E_INTERNAL, "lock expired or was released elsewhere");
     }
     memcpy(lo->why.lock_id, l->lock_id, sizeof lo->why.lock_id);
+}
+
+/* Declare l lost (mu held): describe it into *lo, count it, detach it. */
+static void lose(sg_renewer *r, lease *l, bool at_deadline, loss *lo)
+{
+    describe(l, at_deadline, lo);
     r->lost++;
     detach(r, l, F_LOST);
 }
@@ -429,6 +436,17 @@ static sg_status extend_once(sg_renewer *r, lease *l, int64_t ttl_ms, bool user,
         return SG_OK;
     }
     r->failed++;
+    if (st == SG_ABSENT && user) {
+        /* on_lost runs on a renewer thread, never on the caller's (which
+         * may hold a lock its on_lost takes): hand it to the timing thread. */
+        r->lost++;
+        l->state = L_BUSY; /* kept: it carries the report */
+        detach(r, l, F_LOST);
+        l->qnext = r->pending;
+        r->pending = l;
+        pthread_cond_signal(&r->timer_cv);
+        return SG_ABSENT;
+    }
     if (st == SG_ABSENT) {
         loss lo;
         lose(r, l, false, &lo);
@@ -468,6 +486,15 @@ static void *timer_main(void *arg)
         for (unsigned i = 0; i < queued && i < r->idle_workers; i++)
             pthread_cond_signal(&r->work_cv);
         queued = 0;
+        if (r->pending) {
+            lease *p = r->pending;
+            r->pending = p->qnext;
+            loss lo;
+            describe(p, false, &lo);
+            lease_free(p);
+            report(r, &lo);
+            continue;
+        }
         if (l && l->deadline_ms <= now) {
             loss lo;
             lose(r, l, true, &lo);
@@ -702,6 +729,11 @@ bool sg_renewer_stop_wait(sg_renewer *r, int64_t wait_ms)
     }
     r->count = r->heap_n = 0;
     r->qhead = r->qtail = NULL;
+    while (r->pending) {
+        lease *p = r->pending;
+        r->pending = p->qnext;
+        lease_free(p);
+    }
     pthread_cond_broadcast(&r->timer_cv);
     pthread_cond_broadcast(&r->work_cv);
     pthread_cond_broadcast(&r->op_cv);
