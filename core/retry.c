@@ -1,9 +1,9 @@
-/* retry.c — acquisition with retries (SyncGuard's lock() in C), the
- * scope-bound lock and the heartbeat helper. */
+/* retry.c — acquisition with retries (SyncGuard's lock() in C) and the
+ * scope-bound lock. (The heartbeat is a lease user: lease.c.) */
 #include "syncguard.h"
+#include "random_i.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +61,7 @@ int64_t sg_retry_delay_ms(const sg_acquire_opts *opts, int n, int64_t remaining_
     return ms > remaining_ms ? remaining_ms : ms;
 }
 
-/* Uniform [0,1) from a per-thread generator seeded by getrandom. */
-static double uniform01(void)
+double sg_uniform01(void)
 {
     static _Thread_local uint64_t state;
     if (state == 0) {
@@ -113,7 +112,7 @@ sg_status sg_acquire_retry(sg_backend *b, const char *key, int64_t ttl_ms,
         int64_t remaining = o.timeout_ms - (sg_monotonic_ms() - start);
         if (n >= attempts || remaining <= 0)
             break;
-        if (!sleep_abortable(sg_retry_delay_ms(&o, n, remaining, uniform01()), o.abort))
+        if (!sleep_abortable(sg_retry_delay_ms(&o, n, remaining, sg_uniform01()), o.abort))
             return sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
         if (sg_monotonic_ms() - start >= o.timeout_ms)
             break;
@@ -182,103 +181,4 @@ void sg_held_release(sg_held *h)
         return;
     h->held = false;
     release_reporting(h->backend, &h->lock, h->on_release_error, h->ud);
-}
-
-/* ---- heartbeat ---- */
-struct sg_heartbeat {
-    sg_backend *backend;
-    char lock_id[SG_LOCK_ID_LEN + 1];
-    int64_t ttl_ms, interval_ms;
-    sg_lost_fn on_lost;
-    void *ud;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop, lost;
-};
-
-static void *heartbeat_main(void *arg)
-{
-    sg_heartbeat *hb = arg;
-    pthread_mutex_lock(&hb->mu);
-    while (!hb->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += hb->interval_ms / 1000;
-        until.tv_nsec += (hb->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!hb->stop && pthread_cond_timedwait(&hb->cv, &hb->mu, &until) != ETIMEDOUT)
-            ;
-        if (hb->stop)
-            break;
-        pthread_mutex_unlock(&hb->mu);
-        sg_error e;
-        sg_status st = sg_extend(hb->backend, hb->lock_id, hb->ttl_ms, NULL, &e);
-        pthread_mutex_lock(&hb->mu);
-        if (st != SG_OK) {
-            hb->lost = true;
-            if (st == SG_ABSENT)
-                sg_error_set(&e, SG_E_INTERNAL, "lock expired or was released elsewhere");
-            pthread_mutex_unlock(&hb->mu);
-            if (hb->on_lost)
-                hb->on_lost(hb->lock_id, &e, hb->ud);
-            return NULL;
-        }
-    }
-    pthread_mutex_unlock(&hb->mu);
-    return NULL;
-}
-
-sg_status sg_heartbeat_start(sg_backend *b, const char *lock_id, int64_t ttl_ms,
-                             int64_t interval_ms, sg_lost_fn on_lost, void *ud,
-                             sg_heartbeat **out, sg_error *err)
-{
-    if (!sg_lock_id_valid(lock_id))
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "lockId must be 22 base64url characters");
-    if (sg_ttl_check(ttl_ms, err) != SG_OK)
-        return SG_ERROR;
-    sg_heartbeat *hb = calloc(1, sizeof *hb);
-    if (!hb)
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    hb->backend = b;
-    memcpy(hb->lock_id, lock_id, sizeof hb->lock_id);
-    hb->ttl_ms = ttl_ms;
-    hb->interval_ms = interval_ms > 0 ? interval_ms : (ttl_ms / 3 > 0 ? ttl_ms / 3 : 1);
-    hb->on_lost = on_lost;
-    hb->ud = ud;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&hb->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&hb->mu, NULL);
-    int rc = pthread_create(&hb->thread, NULL, heartbeat_main, hb);
-    if (rc != 0) {
-        pthread_cond_destroy(&hb->cv);
-        pthread_mutex_destroy(&hb->mu);
-        free(hb);
-        return sg_error_set(err, SG_E_INTERNAL, "cannot start heartbeat thread: %s",
-                            strerror(rc));
-    }
-    *out = hb;
-    return SG_OK;
-}
-
-bool sg_heartbeat_stop(sg_heartbeat *hb)
-{
-    if (!hb)
-        return false;
-    pthread_mutex_lock(&hb->mu);
-    hb->stop = true;
-    pthread_cond_signal(&hb->cv);
-    pthread_mutex_unlock(&hb->mu);
-    pthread_join(hb->thread, NULL);
-    bool alive = !hb->lost;
-    pthread_cond_destroy(&hb->cv);
-    pthread_mutex_destroy(&hb->mu);
-    free(hb);
-    return alive;
 }

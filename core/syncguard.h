@@ -280,16 +280,86 @@ sg_status sg_hold(sg_backend *b, const char *key, int64_t ttl_ms, const sg_acqui
 void sg_held_release(sg_held *h);
 #define SG_SCOPED __attribute__((cleanup(sg_held_release)))
 
-/* Heartbeat: a thread extending lock_id by ttl_ms every interval_ms (default
- * ttl/3) until stopped or an extend fails (then on_lost runs once, from the
- * heartbeat thread). *out is owned by the caller: sg_heartbeat_stop. */
+/* Heartbeat: keeps lock_id alive with a one-lease renewer (see Leases below):
+ * extends by ttl_ms every interval_ms (0: about ttl/3 with jitter; a value
+ * above ttl/2 is taken as ttl/2 so a failed extend can still be retried),
+ * retries transient failures until the deadline, which counts from this
+ * call (start it right after acquiring or extending). on_lost runs once,
+ * from a renewer thread, when an extend finds the lock gone (Internal) or at
+ * the deadline even while an extend hangs (NetworkTimeout, "renewal
+ * deadline passed", cause: the last extend error). *out is owned by the
+ * caller: sg_heartbeat_stop. */
 typedef struct sg_heartbeat sg_heartbeat;
 typedef void (*sg_lost_fn)(const char *lock_id, const sg_error *err, void *ud);
 sg_status sg_heartbeat_start(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                              int64_t interval_ms, sg_lost_fn on_lost, void *ud,
                              sg_heartbeat **out, sg_error *err);
-/* Stops and frees; returns true if the lock was still being renewed. */
+/* Stops and frees; returns true if the lock was still being renewed. Waits
+ * for an on_lost in progress (unless called from it) and for an extend in
+ * flight to return (bounded by the backend's command timeout), so the
+ * backend may be closed afterwards. */
 bool sg_heartbeat_stop(sg_heartbeat *hb);
+
+/* ---- Leases: one renewal and loss rule for every holder ----------------- *
+ * Times are CLOCK_MONOTONIC ms (sg_monotonic_ms) on the holder's clock. A
+ * lease's deadline is the send time of its last successful extend (or of the
+ * acquire) + TTL - margin; past it, or when an extend finds the lock gone,
+ * the lease is lost. Used by the heartbeat, syncguardfs and the CLI. */
+int64_t sg_lease_margin_ms(int64_t ttl_ms);                /* min(ttl/10, 2000) */
+/* ttl/3 * (0.9 + 0.2 r), at least 100 but at most ttl/2; r in [0,1). */
+int64_t sg_lease_renew_after_ms(int64_t ttl_ms, double r);
+int64_t sg_lease_deadline_ms(int64_t sent_ms, int64_t ttl_ms); /* sent + ttl - margin */
+/* Delay before retrying a failed (transient) extend: clamp(ttl/10, 100, 1000)
+ * with equal jitter (uniform in [d/2, d]), never past the deadline (0 if it
+ * has passed). */
+int64_t sg_lease_retry_after_ms(int64_t ttl_ms, int64_t now_ms, int64_t deadline_ms, double r);
+
+typedef struct sg_renewer sg_renewer;
+/* Called once per lost lease, from a renewer thread (the timing thread for
+ * a deadline: keep it short), never with the renewer's lock held. why:
+ * SG_ABSENT → Internal "lock expired or was released elsewhere"; deadline →
+ * NetworkTimeout "renewal deadline passed", cause: the last extend error (or
+ * "extend in flight"). lock_id and why are valid during the call only. */
+typedef void (*sg_lease_lost_fn)(uint64_t lease, const char *lock_id, const sg_error *why,
+                                 void *ud);
+/* A renewer keeps many leases alive: one timing thread (a min-heap on the
+ * next event: renewal due or deadline) and up to `workers` extends in flight
+ * (0 → 8), each lease at most one at a time. Deadlines fire on time even
+ * while every worker is blocked in a hung call; those calls only delay other
+ * leases' renewals. *out owned by caller: sg_renewer_stop. */
+sg_status sg_renewer_start(sg_backend *b, unsigned workers, sg_lease_lost_fn on_lost, void *ud,
+                           sg_renewer **out, sg_error *err);
+/* Track a lock acquired (or last extended) by a request sent at sent_ms with
+ * ttl_ms. Returns a lease id > 0 (never reused), or 0 on allocation failure
+ * or invalid input (lockId, TTL). */
+uint64_t sg_renewer_add(sg_renewer *r, const char *lock_id, int64_t ttl_ms, int64_t sent_ms);
+/* Stop tracking. Returns promptly (never waits for a backend call); a result
+ * arriving later for it is ignored (no release: the lock is the caller's).
+ * true: the lease was live, and no on_lost for it will ever start. false:
+ * unknown, or already lost (its on_lost may be running or about to run:
+ * callers look leases up by id under their own lock and ignore unknown ids). */
+bool sg_renewer_remove(sg_renewer *r, uint64_t lease);
+/* Extend now with ttl_ms (a user's TTL write) from the calling thread, after
+ * any in-flight extend of this lease finishes (one operation per lease at a
+ * time). SG_OK: the new TTL becomes the lease's renewal TTL and the deadline
+ * moves to send time + ttl - margin. SG_ABSENT: the lease is lost (now, or
+ * while waiting: on_lost is called as for any loss), removed or unknown.
+ * SG_ERROR: err filled, lease unchanged (still renewed). */
+sg_status sg_renewer_extend(sg_renewer *r, uint64_t lease, int64_t ttl_ms,
+                            int64_t *expires_at_ms, sg_error *err);
+/* The lease's current deadline (monotonic ms), 0 if unknown/lost. */
+int64_t sg_renewer_deadline(sg_renewer *r, uint64_t lease);
+/* Counters since start: successful and failed extends, leases lost. */
+void sg_renewer_stats(sg_renewer *r, uint64_t *renewed, uint64_t *failed, uint64_t *lost);
+/* Stop the threads and free; does not release locks. Returns promptly: calls
+ * in flight are abandoned to finish on their own (the renewer's memory lives
+ * until the last returns; results ignored). Waits only for an on_lost in
+ * progress, unless called from one. Those abandoned calls still use the
+ * backend: close it only after they return (sg_renewer_stop_wait). */
+void sg_renewer_stop(sg_renewer *r);
+/* sg_renewer_stop, then wait up to wait_ms (< 0: no limit) for the calls in
+ * flight to return. true if none remain, so the backend may be closed. */
+bool sg_renewer_stop_wait(sg_renewer *r, int64_t wait_ms);
 
 /* ---- Telemetry decorator ------------------------------------------------ */
 typedef enum sg_event_type {
