@@ -81,6 +81,7 @@ typedef struct lease {
     int64_t deadline_ms;          /* lost at this monotonic time */
     int64_t due_ms;               /* next renewal (or retry) while idle */
     int64_t wake_ms;              /* heap key: idle min(due, deadline), else deadline */
+    int64_t expires_at_ms;        /* from the last successful extend, 0 before one */
     sg_error *last_err;           /* last failed extend since the last success, or NULL */
     struct lease *hnext;          /* hash chain */
     struct lease *qprev, *qnext;  /* work queue, while queued */
@@ -428,6 +429,7 @@ static sg_status extend_once(sg_renewer *r, lease *l, int64_t ttl_ms, bool user,
         l->ttl_ms = ttl_ms;
         l->deadline_ms = sg_lease_deadline_ms(sent, ttl_ms);
         l->due_ms = sent + renew_after(r, ttl_ms);
+        l->expires_at_ms = exp;
         free(l->last_err);
         l->last_err = NULL;
         set_wake(r, l);
@@ -694,6 +696,17 @@ int64_t sg_renewer_deadline(sg_renewer *r, uint64_t id)
     int64_t d = l ? l->deadline_ms : 0;
     pthread_mutex_unlock(&r->mu);
     return d;
+}
+
+int64_t sg_renewer_expires_at(sg_renewer *r, uint64_t id)
+{
+    if (!r)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    lease *l = find(r, id);
+    int64_t e = l ? l->expires_at_ms : 0;
+    pthread_mutex_unlock(&r->mu);
+    return e;
 }
 
 void sg_renewer_stats(sg_renewer *r, uint64_t *renewed, uint64_t *failed, uint64_t *lost)

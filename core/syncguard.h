@@ -349,6 +349,9 @@ sg_status sg_renewer_extend(sg_renewer *r, uint64_t lease, int64_t ttl_ms,
                             int64_t *expires_at_ms, sg_error *err);
 /* The lease's current deadline (monotonic ms), 0 if unknown/lost. */
 int64_t sg_renewer_deadline(sg_renewer *r, uint64_t lease);
+/* expiresAtMs (the backend's clock) from the lease's last successful extend;
+ * 0 before the first one, or if unknown/lost. */
+int64_t sg_renewer_expires_at(sg_renewer *r, uint64_t lease);
 /* Counters since start: successful and failed extends, leases lost. */
 void sg_renewer_stats(sg_renewer *r, uint64_t *renewed, uint64_t *failed, uint64_t *lost);
 /* Stop the threads and free; does not release locks. Returns promptly: calls

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "lockfs.h"
 
 static const char usage[] =
@@ -148,11 +148,12 @@ static void free_args(void)
     free(opt_state_dir);
 }
 
-static volatile sig_atomic_t signalled;
+/* The signal handler's way to the filesystem (set before signals are caught). */
+static sgfs *the_fs;
 static void on_term(int sig)
 {
-    signalled = sig;
-    sgfs_request_shutdown();
+    (void)sig;
+    sgfs_request_shutdown(the_fs);
 }
 
 int main(int argc, char **argv)
@@ -257,8 +258,13 @@ int main(int argc, char **argv)
                     cfg.dirmode = (mode_t)m;
                     dirmode_set = true;
                 } else if (!strcmp(o, "on_loss")) {
-                    NEEDV if (strncmp(v, "signal:", 7) || (cfg.loss_signal = parse_signal(v + 7)) < 0) {
-                        fputs("syncguardfs: on_loss=signal:SIG (e.g. signal:USR1)\n", stderr);
+                    NEEDV char *grp = strrchr(v, ':');
+                    if (grp && grp > v + 6 && !strcmp(grp, ":group")) {
+                        cfg.loss_group = true;
+                        *grp = '\0';
+                    }
+                    if (strncmp(v, "signal:", 7) || (cfg.loss_signal = parse_signal(v + 7)) < 0) {
+                        fputs("syncguardfs: on_loss=signal:SIG[:group] (e.g. signal:USR1)\n", stderr);
                         return 2;
                     }
                 } else if (!strcmp(o, "password_file")) {
@@ -320,21 +326,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "syncguardfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
         return 1;
     }
-    /* state file: one per mountpoint */
-    const char *dir = opt_state_dir ? opt_state_dir : (getuid() == 0 ? "/run/syncguardfs" : NULL);
-    char tmpdir[128];
-    if (!dir) {
-        const char *xdg = getenv("XDG_RUNTIME_DIR");
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/syncguardfs-%u", (unsigned)getuid());
-        dir = xdg ? xdg : tmpdir;
+    /* Before any connection: one daemon per mountpoint, a safe state file. */
+    sgfs_journal *journal = NULL;
+    char why[512];
+    if (sgfs_journal_open(opt_state_dir, real_mnt, &journal, why, sizeof why) != 0) {
+        fprintf(stderr, "syncguardfs: %s\n", why);
+        return 1;
     }
-    mkdir(dir, 0700);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)real_mnt, strlen(real_mnt), digest);
-    char hex[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    snprintf(cfg.state_path, sizeof cfg.state_path, "%s/mount-%s.state", dir, hex);
 
     sg_open_opts oo = {.password_file = opt_password_file, .require_durable_fences = durable};
     sg_backend *b;
@@ -343,13 +341,13 @@ int main(int argc, char **argv)
         char buf[900];
         fprintf(stderr, "syncguardfs: cannot open backend %s: %s\n", safe_url,
                 sg_error_format(&err, buf, sizeof buf));
+        sgfs_journal_close(journal);
         return 1;
     }
     explicit_bzero(url_copy, sizeof url_copy);
-    if (sgfs_init(b, &cfg) != 0) {
-        fputs("syncguardfs: out of memory\n", stderr);
+    sgfs *fs = sgfs_new(b, journal, &cfg);
+    if (!fs)
         return 1;
-    }
 
     /* FUSE arguments: fsname without secrets, caches off, permissions. */
     char fsname[4200], opts[sizeof fsname + sizeof passthru + 128];
@@ -359,14 +357,14 @@ int main(int argc, char **argv)
              passthru);
     char *fargv[] = {argv[0], "-o", opts, debug ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, fargv);
-    struct fuse_session *se = fuse_session_new(&args, sgfs_ops(), sizeof *sgfs_ops(), NULL);
+    struct fuse_session *se = fuse_session_new(&args, sgfs_ops(), sizeof *sgfs_ops(), fs);
     if (!se) {
-        sgfs_finish();
+        sgfs_finish(fs);
         return 1;
     }
     if (fuse_session_mount(se, real_mnt) != 0) {
         fuse_session_destroy(se);
-        sgfs_finish();
+        sgfs_finish(fs);
         return 1;
     }
     if (fuse_daemonize(foreground) != 0) {
@@ -374,16 +372,18 @@ int main(int argc, char **argv)
         fuse_session_destroy(se);
         return 1;
     }
+    sgfs_journal_set_owner(journal); /* the daemon's pid after the fork */
+    the_fs = fs;
     struct sigaction sa = {.sa_handler = on_term};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (sgfs_start(se) != 0) {
+    if (sgfs_start(fs, se) != 0) {
         fuse_session_unmount(se);
         fuse_session_destroy(se);
-        sgfs_finish();
+        sgfs_finish(fs);
         return 1;
     }
     sg_log(SG_LOG_INFO, "mounted %s on %s (ttl %lld ms)", safe_url, real_mnt,
@@ -393,7 +393,8 @@ int main(int argc, char **argv)
     int rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
     fuse_opt_free_args(&args);
-    sgfs_finish();
+    the_fs = NULL;
+    sgfs_finish(fs);
     fuse_session_unmount(se);
     fuse_session_destroy(se);
     sg_log(SG_LOG_INFO, "stopped");

@@ -30,6 +30,11 @@ void metrics_op_done(metrics_op op, sg_status st, const sg_error *err, int64_t t
     atomic_fetch_add(&lat_n[op], 1);
 }
 
+void metrics_event_set(metrics_event ev, uint64_t value)
+{
+    atomic_store(&events[ev], value);
+}
+
 void metrics_event_add(metrics_event ev)
 {
     atomic_fetch_add(&events[ev], 1);

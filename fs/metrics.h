@@ -14,6 +14,8 @@ int64_t metrics_now_us(void);
 /* Count one backend call that started at t0_us, by result and error code. */
 void metrics_op_done(metrics_op op, sg_status st, const sg_error *err, int64_t t0_us);
 void metrics_event_add(metrics_event ev);
+/* Set a counter kept elsewhere (the renewer's renewals). */
+void metrics_event_set(metrics_event ev, uint64_t value);
 /* The text served at offset 0 of MOUNT/metrics. Caller frees; NULL on OOM. */
 char *metrics_text(int held, int waiters, int draining, size_t *len);
 #endif

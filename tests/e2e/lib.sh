@@ -2,6 +2,9 @@
 # Each case runs in its own process with two daemons ("hosts") m1 and m2 on
 # one backend ($SG_E2E_URL, default $SG_TEST_REDIS_URL). Exit 77 = skip.
 set -euo pipefail
+# Debian's own tools first: a version manager's shims (pyenv) cost a few hundred ms per
+# python3 start, which loaded machines turn into seconds.
+PATH="/usr/bin:/bin:$PATH"
 
 SGFS="${SGFS:?path to syncguardfs (set by meson)}"
 BACKEND="${SG_E2E_BACKEND:-redis}"
