@@ -153,4 +153,29 @@ case_backend_up_gauge_follows_outage() {
     ok "syncguardfs_backend_up: 1, 0 during an outage, 1 after recovery"
 }
 
+# What Restart=on-failure does after a crash, with the unit's own commands:
+# kill -9 leaves the mountpoint stale (ENOTCONN); ExecStopPost/ExecStartPre
+# (fusermount3 -uz %f, mkdir -p %f) make it mountable again, and the new
+# daemon releases the lock the crashed one held (its state file).
+case_unit_recovers_stale_mount_after_crash() {
+    local unit="${SG_UNIT:?path of the configured syncguardfs@.service}"
+    start_daemon "$M1" "$T/state1"
+    local k="$RUN-crash"
+    exec 9<>"$M1/locks/$k"
+    present "$M1/locks/$k" || fail "not acquired"
+    kill -9 "$(cat "$T/m1.pid")"
+    wait_until 5 bash -c "! stat '$M1' >/dev/null 2>&1" || fail "mountpoint did not go stale"
+    exec 9>&-
+    # the unit's recovery commands, %f = the mountpoint, a leading '-' = ignore failure
+    local cmds; cmds=$(sed -n 's/^\(ExecStopPost\|ExecStartPre\)=//p' "$unit" | sed "s#%f#$M1#g")
+    [ -n "$cmds" ] || fail "no ExecStopPost/ExecStartPre in $unit"
+    while read -r cmd; do
+        case "$cmd" in -*) bash -c "${cmd#-}" || true ;; *) bash -c "$cmd" || fail "$cmd" ;; esac
+    done <<< "$cmds"
+    stat "$M1" >/dev/null || fail "mountpoint still stale after the unit's commands"
+    start_daemon "$M1" "$T/state1"
+    wait_until 5 absent "$M1/locks/$k" || fail "the crashed daemon's lock was not released"
+    ok "after kill -9 the unit's fusermount3 -uz makes the mountpoint usable; the restart frees the lock"
+}
+
 "case_$1"

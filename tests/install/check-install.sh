@@ -71,7 +71,7 @@ tree)
         grep -q '@[A-Za-z_]*@' "$u" && fail "unsubstituted @VAR@ in the unit: $(grep '@' "$u")"
         grep -q "^ExecStart=$SG_BINDIR/syncguardfs " "$u" || fail "ExecStart is not $SG_BINDIR/syncguardfs"
         grep -q '^Type=notify$' "$u" || fail "unit is not Type=notify"
-        grep -q '^ExecStopPost=-.*fusermount3 -uz %f$' "$u" || fail "no stale-mount recovery"
+        grep -q '^ExecStopPost=-.*fusermount3 -q\?uz %f$' "$u" || fail "no stale-mount recovery"
         # fstab: mount(8) runs mount.fuse3 for type fuse.syncguardfs, which runs
         # `syncguardfs` from PATH — so the binary must be named exactly that.
         grep -Eq '^[^#].*[[:space:]]fuse\.syncguardfs[[:space:]]' "$D$SG_DOCDIR/examples/syncguardfs.fstab" ||
