@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # tests/install/check-install.sh CHECK — what a packager and a new user see
-# after `meson install`: the build is installed into a DESTDIR (once per run,
-# shared by the checks) and CHECK is one of
+# after `meson install`: the build is installed into a DESTDIR and CHECK is one of
 #   tree        the installed files and nothing private (syncguard_backend.h ...)
 #   pkgconfig   Cflags without defines, no Requires.private; a program links
 #               with `pkg-config --libs` (shared) and `--static` (libsyncguard.a)
@@ -19,26 +18,17 @@ check="${1:?check name}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
-# One DESTDIR per build tree, refreshed when the build is newer than it.
-D="$SG_BUILD_ROOT/install-test-root"
-lockf="$SG_BUILD_ROOT/install-test.lock"
-exec 8>"$lockf"
-flock 8
-if [ ! -f "$D/.done" ] || [ -n "$(find "$SG_BUILD_ROOT" -maxdepth 1 -newer "$D/.done" \
-        \( -name 'libsyncguard*' -o -name build.ninja \) -print -quit)" ] ||
-   { [ "$SG_HAVE_FS" = 1 ] && [ "$SG_BUILD_ROOT/fs/syncguardfs" -nt "$D/.done" ]; }; then
-    rm -rf "$D"
-    $MESON install -C "$SG_BUILD_ROOT" --no-rebuild --destdir "$D" >"$SG_BUILD_ROOT/install-test.log" 2>&1 ||
-        { cat "$SG_BUILD_ROOT/install-test.log" >&2; fail "meson install --destdir failed"; }
-    touch "$D/.done"
-fi
-flock -u 8
+# Each check installs into its own DESTDIR (a second or two), so checks can
+# run in parallel and never see a stale tree.
+T="$(mktemp -d /tmp/sg-install.XXXXXX)"
+trap 'rm -rf "$T"' EXIT
+D="$T/root"
+$MESON install -C "$SG_BUILD_ROOT" --no-rebuild --destdir "$D" >"$T/install.log" 2>&1 ||
+    { cat "$T/install.log" >&2; fail "meson install --destdir failed"; }
 
 LIBDIR="$D$SG_LIBDIR"
 export PKG_CONFIG_PATH="$LIBDIR/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$D"
 unset PKG_CONFIG_LIBDIR
-T="$(mktemp -d /tmp/sg-install.XXXXXX)"
-trap 'rm -rf "$T"' EXIT
 SAN=()
 case "${SG_SANITIZE:-none}" in none | "") ;; *) SAN=("-fsanitize=$SG_SANITIZE") ;; esac
 
