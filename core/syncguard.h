@@ -14,7 +14,6 @@
 #ifndef SYNCGUARD_H
 #define SYNCGUARD_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +22,16 @@
 extern "C" {
 #endif
 
+/* ---- Version ------------------------------------------------------------
+ * The header's version; sg_version() is the library's (they differ only when
+ * a program runs against another build than it was compiled with). 0.x: no
+ * ABI promise yet — each minor release gets its own soname (docs/install.md). */
+#define SG_VERSION_MAJOR 0
+#define SG_VERSION_MINOR 1
+#define SG_VERSION_PATCH 0
 #define SG_VERSION "0.1.0"
+/* "0.1.0" (static string) */
+const char *sg_version(void);
 
 /* ---- Constants of the contract (SPEC section 3) ------------------------ */
 #define SG_KEY_MAX 512                 /* bytes of UTF-8 after NFC */
@@ -244,7 +252,11 @@ typedef struct sg_acquire_opts {
     int64_t max_delay_ms;      /* cap per delay; 0 = no cap */
     sg_backoff backoff;        /* default exponential */
     sg_jitter jitter;          /* default equal */
-    const atomic_bool *abort;  /* checked before each attempt and during sleeps */
+    /* Non-zero = abort: checked before each attempt and every 10 ms of a sleep.
+     * A plain int so the header stays C++-compatible; set it from a signal
+     * handler (a volatile sig_atomic_t is an int here) or from another thread
+     * with __atomic_store_n(&flag, 1, __ATOMIC_RELEASE) (C++: std::atomic_ref). */
+    const volatile int *abort;
     sg_release_error_fn on_release_error; /* default: log (sg_log) */
     void *ud;
 } sg_acquire_opts;

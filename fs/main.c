@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "lockfs.h"
+#include "service.h"
 
 static const char usage[] =
     "usage: syncguardfs [-f] [-d] [-o opt,...] BACKEND_URL MOUNTPOINT\n"
@@ -43,25 +43,10 @@ static const char usage[] =
     "  password_file=PATH     backend password (also SYNCGUARD_REDIS_PASSWORD)\n"
     "  state_dir=DIR          where held lockIds are recorded (default /run/syncguardfs)\n"
     "  require_durable_fences refuse a Redis that may lose fence counters\n"
+    "  log_level=LEVEL        error|warn|info|debug (default info; SIGHUP reopens the log)\n"
     "  plus the usual FUSE mount options\n";
 
 static bool foreground;
-
-static void log_to_stderr(sg_log_level level, const char *msg, void *ud)
-{
-    (void)ud;
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    if (level <= SG_LOG_INFO || getenv("SYNCGUARD_DEBUG"))
-        fprintf(stderr, "syncguardfs: %s: %s\n", names[level], msg);
-}
-
-static void log_to_syslog(sg_log_level level, const char *msg, void *ud)
-{
-    (void)ud;
-    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    if (level <= SG_LOG_INFO || getenv("SYNCGUARD_DEBUG"))
-        syslog(prio[level], "%s", msg);
-}
 
 static int64_t parse_ms(const char *name, const char *v, int64_t lo, int64_t hi)
 {
@@ -167,6 +152,7 @@ int main(int argc, char **argv)
         .dirmode = 0,
     };
     bool debug = false, durable = false, dirmode_set = false;
+    int log_level = -1; /* service.c's default */
     atexit(free_args);
     char *url = NULL, *mountpoint = NULL;
     /* FUSE options we pass through */
@@ -261,6 +247,11 @@ int main(int argc, char **argv)
                         fputs("syncguardfs: on_loss=signal:SIG (e.g. signal:USR1)\n", stderr);
                         return 2;
                     }
+                } else if (!strcmp(o, "log_level")) {
+                    NEEDV if ((log_level = service_log_level(v)) < 0) {
+                        fputs("syncguardfs: log_level=error|warn|info|debug\n", stderr);
+                        return 2;
+                    }
                 } else if (!strcmp(o, "password_file")) {
                     NEEDV free(opt_password_file);
                     opt_password_file = strdup(v);
@@ -311,9 +302,7 @@ int main(int argc, char **argv)
     snprintf(url_copy, sizeof url_copy, "%s", url);
     scrub_password(url); /* argv memory: what ps shows */
 
-    sg_log_set(foreground ? log_to_stderr : log_to_syslog, NULL);
-    if (!foreground)
-        openlog("syncguardfs", LOG_PID, LOG_DAEMON);
+    service_setup(foreground, log_level); /* log hook; SIGHUP blocked from here on */
 
     char real_mnt[PATH_MAX];
     if (!realpath(mountpoint, real_mnt)) {
@@ -378,7 +367,6 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (sgfs_start(se) != 0) {
         fuse_session_unmount(se);
@@ -388,6 +376,7 @@ int main(int argc, char **argv)
     }
     sg_log(SG_LOG_INFO, "mounted %s on %s (ttl %lld ms)", safe_url, real_mnt,
            (long long)cfg.ttl_ms);
+    service_ready(real_mnt); /* SIGHUP thread; READY=1 to systemd */
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(lc, 64);
     int rc = fuse_session_loop_mt(se, lc);
@@ -397,5 +386,6 @@ int main(int argc, char **argv)
     fuse_session_unmount(se);
     fuse_session_destroy(se);
     sg_log(SG_LOG_INFO, "stopped");
+    service_stop();
     return rc < 0 ? 1 : 0;
 }
