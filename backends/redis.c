@@ -94,15 +94,20 @@ static const char LOOKUP_ID_LUA[] =
     "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
 
 /* ARGV cursor, match pattern, count, "prefix:" (or ""), tolerance
- * → {next cursor, user keys of live locks...}. Skips index and counter keys
- * and anything that is not a lock record. */
+ * → {next cursor, user keys of live locks...}. Skips exactly the reserved
+ * keys (SPEC section 4): index entries "prefix:id:" + 22 base64url chars and
+ * counters "prefix:fence:prefix:" (any "fence:" when the prefix is empty) —
+ * a user's "id:42" or "fence:x" is an ordinary lock — and anything that is
+ * not a lock record. */
 static const char LIST_LUA[] =
     LUA_NOW
     "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
     "local out = {r[1]}\n"
-    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:'\n"
+    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:' .. ARGV[4]\n"
     "for _, k in ipairs(r[2]) do\n"
-    "  if string.sub(k, 1, #idp) ~= idp and string.sub(k, 1, #fp) ~= fp then\n"
+    "  local id = string.sub(k, 1, #idp) == idp and string.sub(k, #idp + 1)\n"
+    "  local index = id and #id == 22 and string.find(id, '^[A-Za-z0-9_-]+$') ~= nil\n"
+    "  if not index and string.sub(k, 1, #fp) ~= fp then\n"
     "    local v = redis.pcall('GET', k)\n"
     "    if type(v) == 'string' then\n"
     "      local ok, d = pcall(cjson.decode, v)\n"
