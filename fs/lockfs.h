@@ -7,22 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "options.h" /* sgfs_config */
 #include "syncguard.h"
-
-typedef struct sgfs_config {
-    int64_t ttl_ms;             /* TTL of locks taken through the mount */
-    int64_t retry_delay_ms;     /* first retry delay of waits */
-    int64_t max_delay_ms;       /* cap of one wait delay (1 s by default) */
-    sg_backoff backoff;
-    sg_jitter jitter;
-    int64_t shutdown_grace_ms;
-    bool allow_other, allow_break, has_lockgroup;
-    gid_t lockgroup;
-    mode_t dirmode;
-    int loss_signal; /* 0: none */
-    char state_path[4096];
-    char hostname[256];
-} sgfs_config;
 
 /* Set up the filesystem over an open backend (ownership passes). Releases
  * the locks listed in an earlier daemon's state file. */
