@@ -369,7 +369,7 @@ static int take(parse_ctx *c, int key, const char *arg, const char *v)
         else if (!strcmp(v, "fixed"))
             cfg->backoff = SG_BACKOFF_FIXED;
         else
-            return fail(c, "backoff='%s': must be exponential or fixed", v);
+            return fail(c, "backoff=exponential|fixed, not '%s'", v);
         return 0;
     case KEY_JITTER:
         if (!strcmp(v, "equal"))
@@ -379,7 +379,7 @@ static int take(parse_ctx *c, int key, const char *arg, const char *v)
         else if (!strcmp(v, "none"))
             cfg->jitter = SG_JITTER_NONE;
         else
-            return fail(c, "jitter='%s': must be equal, full or none", v);
+            return fail(c, "jitter=equal|full|none, not '%s'", v);
         return 0;
     case KEY_ALLOW_OTHER: cfg->allow_other = true; return 0;
     case KEY_ALLOW_BREAK: cfg->allow_break = true; return 0;
@@ -389,7 +389,7 @@ static int take(parse_ctx *c, int key, const char *arg, const char *v)
     case KEY_ON_LOSS: return on_loss(c, v);
     case KEY_LOG_LEVEL:
         if ((cfg->log_level = service_log_level(v)) < 0)
-            return fail(c, "log_level='%s': must be error, warn, info or debug", v);
+            return fail(c, "log_level=error|warn|info|debug, not '%s'", v);
         return 0;
     case KEY_PASSWORD_FILE: return set_string(c, &cfg->password_file, "password_file", v);
     case KEY_STATE_DIR:

@@ -177,9 +177,9 @@ static void every_option_of_ours(void **state)
     assert_int_equal(r->cfg.log_level, SG_LOG_WARN);
     r = ok(parse("-o", "allow_other"));
     assert_int_equal(r->cfg.dirmode, 01777); /* sticky by default with allow_other */
-    refused(parse("-o", "backoff=linear"), "backoff='linear': must be exponential or fixed");
-    refused(parse("-o", "jitter=some"), "jitter='some'");
-    refused(parse("-o", "log_level=loud"), "log_level='loud'");
+    refused(parse("-o", "backoff=linear"), "backoff=exponential|fixed, not 'linear'");
+    refused(parse("-o", "jitter=some"), "jitter=equal|full|none, not 'some'");
+    refused(parse("-o", "log_level=loud"), "log_level=error|warn|info|debug, not 'loud'");
     refused(parse("-o", "dirmode=0999"), "dirmode='0999'");
     refused(parse("-o", "dirmode=17777"), "dirmode='17777'");
     refused(parse("-o", "dirmode=rwx"), "dirmode='rwx'");
