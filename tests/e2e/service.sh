@@ -25,7 +25,7 @@ usable = os.path.ismount(mnt) and os.path.exists(os.path.join(mnt, "metrics"))
 print("READY", "usable" if usable else "NOT-usable", repr(msg))
 PY
     local py=$!
-    wait_until 5 test -e "$sock.bound" || fail "notify socket not bound"
+    wait_until 20 test -e "$sock.bound" || fail "notify socket not bound: $(cat "$T/notify.out")"
     NOTIFY_SOCKET="$sock" "$SGFS" -f -o "ttl=2000,state_dir=$T/state1" "$URL" "$mnt" \
         >>"$T/m1.log" 2>&1 &
     PIDS+=("$!")
@@ -51,7 +51,7 @@ open(sys.argv[2], "w").close()
 print(s.recv(4096).decode().split("\n")[0])
 PY
     local py=$!
-    wait_until 5 test -e "$T/bound" || fail "notify socket not bound"
+    wait_until 20 test -e "$T/bound" || fail "notify socket not bound: $(cat "$T/notify.out")"
     NOTIFY_SOCKET="@$name" "$SGFS" -f -o "ttl=2000,state_dir=$T/state1" "$URL" "$M1" \
         >>"$T/m1.log" 2>&1 &
     PIDS+=("$!")

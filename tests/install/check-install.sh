@@ -128,7 +128,7 @@ unit)
     out=$(cd "$T" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$inst" 2>&1) || {
         echo "$out" >&2
         # a container without a usable systemd cannot verify at all
-        echo "$out" | grep -qiE 'Failed to (initialize|connect|create|setup)|No such file or directory.*(bus|/run/systemd)' &&
+        grep -qiE 'Failed to (initialize|connect|create|setup)|No such file or directory.*(bus|/run/systemd)' <<< "$out" &&
             { echo "systemd-analyze cannot run here: skipping"; exit 77; }
         fail "systemd-analyze verify"
     }
@@ -143,8 +143,9 @@ man)
         out=$(MANWIDTH=80 MAN_KEEP_FORMATTING= man --warnings=w,mac,break -l "$p" 2>"$T/err" | sed 's/.\x08//g') ||
             fail "man -l $p"
         [ -s "$T/err" ] && { cat "$T/err" >&2; fail "warnings rendering $p"; }
-        echo "$out" | grep -q '^SYNOPSIS' || fail "$p has no SYNOPSIS"
-        echo "$out" | grep -q '^DESCRIPTION' || fail "$p has no DESCRIPTION"
+        # (here-strings: with pipefail, `echo | grep -q` fails when grep exits first)
+        grep -q '^SYNOPSIS' <<< "$out" || fail "$p has no SYNOPSIS"
+        grep -q '^DESCRIPTION' <<< "$out" || fail "$p has no DESCRIPTION"
     done
     ok "man pages render without warnings: ${pages[*]##*/}"
     ;;
