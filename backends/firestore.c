@@ -870,7 +870,7 @@ sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_back
         return SG_ERROR;
     fs_backend *fb = b->impl;
     pthread_mutex_init(&fb->mu, NULL);
-    sg_pool_init(&fb->pool, new_handle, close_handle, fb);
+    sg_pool_init(&fb->pool, new_handle, close_handle, NULL, fb); /* curl checks reuse itself */
     snprintf(fb->collection, sizeof fb->collection, "locks");
     snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
     fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;

@@ -26,13 +26,20 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 /* KEYS lock, index, fence; ARGV lockId, ttl, tolerance, userKey
- * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs} */
+ * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs}. Idempotent per lockId:
+ * run again (a retry after a dropped connection) it answers what the first
+ * run did instead of "held" by its own ghost. */
 static const char ACQUIRE_LUA[] =
     LUA_NOW
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then\n"
     "  local d = cjson.decode(cur)\n"
-    "  if d.expiresAtMs > now - tonumber(ARGV[3]) then return 0 end\n"
+    "  if d.expiresAtMs > now - tonumber(ARGV[3]) then\n"
+    "    if d.lockId == ARGV[1] then\n" /* a retry of this very acquire */
+    "      return {1, d.fence, d.expiresAtMs, d.acquiredAtMs}\n"
+    "    end\n"
+    "    return 0\n"
+    "  end\n"
     "end\n"
     "local fence = string.format('%015d', redis.call('INCR', KEYS[3]))\n"
     "local ttl = tonumber(ARGV[2])\n"
@@ -237,6 +244,11 @@ static void close_one(void *c)
     redisFree(c);
 }
 
+static bool alive_one(void *c)
+{
+    return sg_pool_fd_idle(((redisContext *)c)->fd);
+}
+
 /* A connection that saw any error is dropped (hiredis contexts are unusable
  * after an I/O error), so the next borrower reconnects. */
 static void give_back(redis_backend *rb, redisContext *c)
@@ -244,15 +256,49 @@ static void give_back(redis_backend *rb, redisContext *c)
     sg_pool_return(&rb->pool, c, !c->err);
 }
 
-/* Run script `s` with keys and args (all NUL-terminated strings).
- * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. Returns the reply (caller
- * frees) or NULL with err set. An error reply is mapped and freed. */
-static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
-                              int nargs, const char **args, bool mutation, sg_error *err)
+/* Every call is retried once on a fresh connection when its connection was
+ * dropped (closed or reset, not timed out): reads, extend (expiry = now +
+ * ttl again) and acquire (idempotent per lockId, see ACQUIRE_LUA) are safe
+ * to run twice; a release is lockId-checked, so at worst a release that did
+ * run before the drop reports "absent" on the retry. op_kind says what an
+ * error means for the outcome. */
+typedef enum op_kind { OP_READ, OP_WRITE } op_kind;
+
+/* One request on c. *sent tells whether any byte of it was written: a write
+ * that failed at once never reached the server. NULL on a context error. */
+static redisReply *exchange(redisContext *c, int argc, const char **argv, bool *sent)
 {
-    redisContext *c = sg_pool_borrow(&rb->pool, err);
-    if (!c)
+    *sent = false;
+    if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
         return NULL;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return NULL;
+        *sent = true;
+    }
+    void *r = NULL;
+    if (redisGetReply(c, &r) != REDIS_OK)
+        return NULL;
+    return r;
+}
+
+/* The connection was closed or reset under us (not a timeout). */
+static bool dropped(const redisContext *c, int e)
+{
+    return c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO &&
+            (e == ECONNRESET || e == EPIPE || e == ENOTCONN || e == ECONNABORTED));
+}
+
+/* Run script `s` with keys and args (all NUL-terminated strings).
+ * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. A connection found
+ * dropped is replaced and the call retried once (see op_kind).
+ * Returns the reply (caller frees) or NULL with err set. An error reply is
+ * mapped and freed. */
+static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
+                              int nargs, const char **args, op_kind kind, sg_error *err)
+{
     const char *argv[16];
     char nk[12];
     snprintf(nk, sizeof nk, "%d", nkeys);
@@ -264,40 +310,58 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
         argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++)
         argv[argc++] = args[i];
+    const char *load[3] = {"SCRIPT", "LOAD", scripts[s]};
 
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        r = redisCommandArgv(c, argc, argv, NULL);
-        if (!r) {
-            context_error(c, err, mutation);
-            break;
-        }
-        if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
-            attempt == 0) {
-            freeReplyObject(r);
-            r = redisCommand(c, "SCRIPT LOAD %s", scripts[s]);
+    for (int conn_try = 0;; conn_try++) {
+        redisContext *c = sg_pool_borrow(&rb->pool, err);
+        if (!c)
+            return NULL;
+        redisReply *r = NULL;
+        bool retry = false;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            bool sent;
+            r = exchange(c, argc, argv, &sent);
             if (!r) {
-                context_error(c, err, false);
+                int e = errno;
+                retry = conn_try == 0 && dropped(c, e);
+                errno = e;
+                if (!retry)
+                    context_error(c, err, sent && kind != OP_READ);
                 break;
             }
-            bool ok = r->type == REDIS_REPLY_STRING;
-            if (!ok)
+            if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
+                attempt == 0) {
+                freeReplyObject(r); /* not run: load it (after a restart) and run it */
+                r = exchange(c, 3, load, &sent);
+                if (!r) {
+                    int e = errno;
+                    retry = conn_try == 0 && dropped(c, e);
+                    errno = e;
+                    if (!retry)
+                        context_error(c, err, false);
+                    break;
+                }
+                bool ok = r->type == REDIS_REPLY_STRING;
+                if (!ok)
+                    reply_error(r, err);
+                freeReplyObject(r);
+                r = NULL;
+                if (!ok)
+                    break;
+                continue;
+            }
+            if (r->type == REDIS_REPLY_ERROR) {
                 reply_error(r, err);
-            freeReplyObject(r);
-            r = NULL;
-            if (!ok)
-                break;
-            continue;
+                freeReplyObject(r);
+                r = NULL;
+            }
+            break;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            reply_error(r, err);
-            freeReplyObject(r);
-            r = NULL;
-        }
-        break;
+        give_back(rb, c);
+        if (!retry)
+            return r;
+        sg_log(SG_LOG_DEBUG, "redis: connection dropped; retrying on a fresh one");
     }
-    give_back(rb, c);
-    return r;
 }
 
 /* ---- keys ---- */
@@ -353,14 +417,14 @@ static bool reply_int(const redisReply *r, long long *out)
 
 /* Run script s on lockId's index key with ARGV lockId, tolerance[, extra]. */
 static redisReply *run_by_id(redis_backend *rb, int s, const char *lock_id, const char *extra,
-                             bool mutation, sg_error *err)
+                             op_kind kind, sg_error *err)
 {
     char ik[SKEY_MAX];
     if (index_key(rb, lock_id, ik, err) != SG_OK)
         return NULL;
     const char *keys[1] = {ik};
     const char *args[3] = {lock_id, TOLERANCE_STR, extra};
-    return run_script(rb, s, 1, keys, extra ? 3 : 2, args, mutation, err);
+    return run_script(rb, s, 1, keys, extra ? 3 : 2, args, kind, err);
 }
 
 static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
@@ -373,7 +437,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
     const char *keys[3] = {lk, ik, fk};
     const char *args[4] = {lock_id, ttl_s, TOLERANCE_STR, key};
-    redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, true, err);
+    redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -407,7 +471,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
 
 static sg_status r_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
-    redisReply *r = run_by_id(b->impl, S_RELEASE, lock_id, NULL, true, err);
+    redisReply *r = run_by_id(b->impl, S_RELEASE, lock_id, NULL, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -423,7 +487,7 @@ static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
 {
     char ttl_s[24];
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
-    redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, true, err);
+    redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -471,7 +535,7 @@ static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
         return SG_ERROR;
     const char *keys[1] = {lk};
     const char *args[1] = {TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_LOOKUP_KEY, 1, keys, 1, args, false, err);
+    redisReply *r = run_script(rb, S_LOOKUP_KEY, 1, keys, 1, args, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -482,7 +546,7 @@ static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
 static sg_status r_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
                              sg_error *err)
 {
-    redisReply *r = run_by_id(b->impl, S_LOOKUP_ID, lock_id, NULL, false, err);
+    redisReply *r = run_by_id(b->impl, S_LOOKUP_ID, lock_id, NULL, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -505,7 +569,7 @@ static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     snprintf(pfx, sizeof pfx, "%s%s", rb->prefix, rb->prefix[0] ? ":" : "");
     snprintf(count, sizeof count, "%zu", page);
     const char *args[5] = {cursor[0] ? cursor : "0", pattern, count, pfx, TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_LIST, 0, NULL, 5, args, false, err);
+    redisReply *r = run_script(rb, S_LIST, 0, NULL, 5, args, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = SG_OK;
@@ -705,7 +769,7 @@ sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend 
     if (!b)
         return SG_ERROR;
     redis_backend *rb = b->impl;
-    sg_pool_init(&rb->pool, connect_one, close_one, rb);
+    sg_pool_init(&rb->pool, connect_one, close_one, alive_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
     int mto = o.command_timeout_ms > 0 ? o.command_timeout_ms : 2000;
