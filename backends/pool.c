@@ -1,11 +1,14 @@
 /* pool.c — the connection pool of every backend. */
 #include "pool.h"
 
+#include <poll.h>
+
 void sg_pool_init(sg_pool *p, void *(*connect)(void *, sg_error *), void (*close)(void *),
-                  void *ud)
+                  bool (*alive)(void *), void *ud)
 {
     p->connect = connect;
     p->close = close;
+    p->alive = alive;
     p->ud = ud;
     p->n_idle = p->n_open = 0;
     pthread_mutex_init(&p->mu, NULL);
@@ -15,12 +18,20 @@ void sg_pool_init(sg_pool *p, void *(*connect)(void *, sg_error *), void (*close
 void *sg_pool_borrow(sg_pool *p, sg_error *err)
 {
     pthread_mutex_lock(&p->mu);
-    while (p->n_idle == 0 && p->n_open >= SG_POOL_MAX)
-        pthread_cond_wait(&p->cv, &p->mu);
-    if (p->n_idle > 0) {
+    for (;;) {
+        while (p->n_idle == 0 && p->n_open >= SG_POOL_MAX)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->n_idle == 0)
+            break;
         void *c = p->idle[--p->n_idle];
+        if (!p->alive || p->alive(c)) {
+            pthread_mutex_unlock(&p->mu);
+            return c;
+        }
+        p->n_open--; /* died while idle (server restarted, connection killed) */
         pthread_mutex_unlock(&p->mu);
-        return c;
+        p->close(c);
+        pthread_mutex_lock(&p->mu);
     }
     p->n_open++;
     pthread_mutex_unlock(&p->mu);
@@ -54,4 +65,10 @@ void sg_pool_destroy(sg_pool *p)
     p->n_idle = p->n_open = 0;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+}
+
+bool sg_pool_fd_idle(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return fd >= 0 && poll(&pfd, 1, 0) == 0;
 }

@@ -17,15 +17,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define PG_LIMIT 1700
 #define SKEY_MAX 1800
 
+#define PG_MAX_PARAMS 64
+
 typedef struct pg_backend {
-    char *conninfo;         /* the URL without this project's parameters */
-    char *password;         /* from options, never logged */
+    /* libpq keywords/values (NULL-terminated; later ones win): our defaults,
+     * then the URL's, then the password from options. Never logged. */
+    char *kw[PG_MAX_PARAMS + 1], *kv[PG_MAX_PARAMS + 1];
+    int n_kv;
     char table[64], fence_table[64];
-    int command_timeout_ms, connect_timeout_s;
+    int command_timeout_ms;
     sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
 } pg_backend;
 
@@ -53,7 +58,10 @@ static const char *const sql_text[Q_COUNT] = {
         "    expires_at_ms = EXCLUDED.expires_at_ms, acquired_at_ms = EXCLUDED.acquired_at_ms, "
         "    fence = EXCLUDED.fence, user_key = EXCLUDED.user_key "
         "  RETURNING l.fence, l.expires_at_ms, l.acquired_at_ms) "
-        "SELECT fence, expires_at_ms, acquired_at_ms FROM w",
+        "SELECT fence, expires_at_ms, acquired_at_ms FROM w "
+        /* a retry of this very acquire (same lockId) answers what it did */
+        "UNION ALL SELECT l.fence, l.expires_at_ms, l.acquired_at_ms FROM {T} l, t "
+        "WHERE l.key = $1 AND l.lock_id = $4 AND l.expires_at_ms > t.now_ms - 1000",
     /* $1 lockId */
     [Q_RELEASE] = "DELETE FROM {T} WHERE lock_id = $1 AND expires_at_ms > " NOW_MS " - 1000 "
                   "RETURNING 1",
@@ -135,60 +143,118 @@ static bool valid_identifier(const char *s)
     return true;
 }
 
-/* Take table=, fence_table=, command_timeout_ms= out of the URL's query. */
-static sg_status split_url(pg_backend *pb, const char *url, sg_error *err)
+static sg_status add_kv(pg_backend *pb, const char *k, const char *v, sg_error *err)
 {
-    const char *q = strchr(url, '?');
-    size_t base = q ? (size_t)(q - url) : strlen(url);
-    char *out = malloc(strlen(url) + 1);
-    if (!out)
+    if (pb->n_kv >= PG_MAX_PARAMS)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "too many connection parameters");
+    char *ks = strdup(k), *vs = strdup(v);
+    if (!ks || !vs) {
+        free(ks);
+        free(vs);
         return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    memcpy(out, url, base);
-    size_t n = base;
-    char sep = '?';
-    for (const char *p = q ? q + 1 : NULL; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        char item[256];
-        if (len < sizeof item) {
-            memcpy(item, p, len);
-            item[len] = '\0';
-        } else {
-            item[0] = '\0';
-        }
-        if (!strncmp(item, "table=", 6) || !strncmp(item, "fence_table=", 12)) {
-            const char *v = strchr(item, '=') + 1;
-            if (!valid_identifier(v)) {
-                free(out);
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "table names must be lowercase SQL identifiers "
-                                    "([a-z_][a-z0-9_]*, at most 48 bytes)");
-            }
-            snprintf(item[0] == 't' ? pb->table : pb->fence_table, sizeof pb->table, "%s", v);
-        } else if (!strncmp(item, "command_timeout_ms=", 19)) {
-            char *end;
-            long v = strtol(item + 19, &end, 10);
-            if (*end || end == item + 19 || v < 1 || v > 3600000) {
-                free(out);
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "command_timeout_ms must be 1..3600000");
-            }
-            pb->command_timeout_ms = (int)v;
-        } else {
-            out[n++] = sep;
-            memcpy(out + n, p, len);
-            n += len;
-            sep = '&';
-        }
-        p = amp ? amp + 1 : NULL;
     }
-    out[n] = '\0';
-    pb->conninfo = out;
-    if (!strcmp(pb->table, pb->fence_table)) {
-        free(out);
-        pb->conninfo = NULL;
+    pb->kw[pb->n_kv] = ks;
+    pb->kv[pb->n_kv++] = vs;
+    return SG_OK;
+}
+
+/* This project's parameters (table=, fence_table=, command_timeout_ms=),
+ * which libpq would reject; *ours tells whether name is one of them. */
+static sg_status own_param(pg_backend *pb, const char *name, const char *v, bool *ours,
+                           sg_error *err)
+{
+    *ours = true;
+    if (!strcmp(name, "table") || !strcmp(name, "fence_table")) {
+        if (!valid_identifier(v))
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "table names must be lowercase SQL identifiers "
+                                "([a-z_][a-z0-9_]*, at most 48 bytes)");
+        snprintf(name[0] == 't' ? pb->table : pb->fence_table, sizeof pb->table, "%s", v);
+    } else if (!strcmp(name, "command_timeout_ms")) {
+        char *end;
+        long t = strtol(v, &end, 10);
+        if (*end || end == v || t < 1 || t > 3600000)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "command_timeout_ms must be 1..3600000");
+        pb->command_timeout_ms = (int)t;
+    } else {
+        *ours = false;
+    }
+    return SG_OK;
+}
+
+/* "a,b,c" from the hosts' names or ports into out (size bytes). */
+static bool join_hosts(const sg_url *u, bool ports, char *out, size_t size)
+{
+    size_t j = 0;
+    bool any = false;
+    out[0] = '\0';
+    for (size_t i = 0; i < u->n_hosts; i++) {
+        char item[300] = "";
+        if (ports && u->hosts[i].port)
+            snprintf(item, sizeof item, "%d", u->hosts[i].port);
+        else if (!ports)
+            snprintf(item, sizeof item, "%s", u->hosts[i].name);
+        any = any || item[0];
+        int n = snprintf(out + j, size - j, "%s%s", i ? "," : "", item);
+        if (n < 0 || (size_t)n >= size - j)
+            return false;
+        j += (size_t)n;
+    }
+    return any;
+}
+
+/* The libpq parameters from the parsed URL (url.c): a postgres:// URI's
+ * hosts, ports, user, password, dbname and query, or a key=value string's
+ * items, minus this project's own parameters; defaults that bound every
+ * call on a stalled network come first so the URL can override them. */
+static sg_status build_params(pg_backend *pb, const sg_url *u, int connect_timeout_s,
+                              const char *password, sg_error *err)
+{
+    for (size_t i = 0; i < u->n_params; i++) {
+        bool ours;
+        if (own_param(pb, u->params[i].name, u->params[i].value, &ours, err) != SG_OK)
+            return SG_ERROR;
+    }
+    if (!strcmp(pb->table, pb->fence_table))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT, "table and fence_table must differ");
+    char cto[16], tut[16];
+    snprintf(cto, sizeof cto, "%d", connect_timeout_s);
+    snprintf(tut, sizeof tut, "%d", pb->command_timeout_ms);
+    /* dead peers are noticed: unacknowledged data for command_timeout_ms, or
+     * an idle connection silent for 10 + 3 * 2 s, ends the connection */
+    const char *defaults[][2] = {{"connect_timeout", cto}, {"keepalives", "1"},
+                                 {"keepalives_idle", "10"}, {"keepalives_interval", "2"},
+                                 {"keepalives_count", "3"}, {"tcp_user_timeout", tut}};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (add_kv(pb, defaults[i][0], defaults[i][1], err) != SG_OK)
+            return SG_ERROR;
+    if (u->kind == SG_URL_POSTGRES) {
+        char list[2048];
+        if (u->n_hosts && join_hosts(u, false, list, sizeof list) &&
+            add_kv(pb, "host", list, err) != SG_OK)
+            return SG_ERROR;
+        if (u->n_hosts && join_hosts(u, true, list, sizeof list) &&
+            add_kv(pb, "port", list, err) != SG_OK)
+            return SG_ERROR;
+        if ((u->user && add_kv(pb, "user", u->user, err) != SG_OK) ||
+            (u->password && add_kv(pb, "password", u->password, err) != SG_OK) ||
+            (u->path && *u->path && add_kv(pb, "dbname", u->path, err) != SG_OK))
+            return SG_ERROR;
     }
+    for (size_t i = 0; i < u->n_params; i++) {
+        const char *k = u->params[i].name, *v = u->params[i].value;
+        bool ours;
+        own_param(pb, k, v, &ours, NULL);
+        if (ours)
+            continue;
+        if (u->kind == SG_URL_POSTGRES && !strcmp(k, "ssl") && !strcmp(v, "true"))
+            k = "sslmode", v = "require"; /* libpq's URI alias */
+        if (add_kv(pb, k, v, err) != SG_OK)
+            return SG_ERROR;
+    }
+    if (password && add_kv(pb, "password", password, err) != SG_OK)
+        return SG_ERROR;
     return SG_OK;
 }
 
@@ -199,8 +265,8 @@ static int64_t deadline_after(int ms)
 }
 
 /* The next result, waiting for input until the deadline. *timed_out tells a
- * timeout (the caller cancels and discards the connection). */
-static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out)
+ * timeout (the caller shuts the socket down and discards the connection). */
+static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out, bool *failed)
 {
     while (PQisBusy(c)) {
         int64_t left = deadline - sg_monotonic_ms();
@@ -216,10 +282,65 @@ static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out)
             *timed_out = true;
             return NULL;
         }
-        if (!PQconsumeInput(c))
+        if (!PQconsumeInput(c)) {
+            *failed = true;
             return NULL;
+        }
     }
     return PQgetResult(c);
+}
+
+/* A timed-out connection: never PQcancel here (libpq 15's connects and waits
+ * without any timeout, forever through a stalled network). Shut the socket
+ * down so nothing more is read or sent on it; the caller discards it, and a
+ * mutation in flight on it has an unknown outcome. The server side ends the
+ * statement by itself (statement_timeout, lock_timeout). */
+static void abandon(PGconn *c)
+{
+    int fd = PQsocket(c);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+/* Read a pipeline's results up to its SYNC. Each query's results end with
+ * NULL. main_idx: the query whose result is kept in *main (or -1). */
+typedef struct pipe_out {
+    PGresult *main;
+    bool timed_out, dropped;
+    int completed; /* statements that completed (their results arrived) */
+    sg_status st;
+} pipe_out;
+
+static void read_pipeline(PGconn *c, int nqueries, int main_idx, int64_t deadline,
+                          pipe_out *o, sg_error *err)
+{
+    int idx = 0;
+    o->st = SG_OK;
+    while (idx <= nqueries) {
+        bool failed = false;
+        PGresult *r = next_result(c, deadline, &o->timed_out, &failed);
+        if (!r) {
+            if (o->timed_out || failed || PQstatus(c) != CONNECTION_OK) {
+                o->dropped = !o->timed_out;
+                return;
+            }
+            idx++; /* end of one query's results */
+            continue;
+        }
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+            o->completed++;
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return;
+        }
+        if (s == PGRES_FATAL_ERROR && o->st == SG_OK)
+            o->st = result_error(r, err);
+        if (idx == main_idx && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) && !o->main)
+            o->main = r;
+        else
+            PQclear(r);
+    }
 }
 
 /* Copy tpl into out with {T} and {F} replaced by the (validated) table names. */
@@ -242,53 +363,57 @@ static void expand(const char *tpl, const char *t, const char *f, char *out, siz
     out[j] = '\0';
 }
 
-static sg_status prepare_all(pg_backend *pb, PGconn *c, sg_error *err)
-{
-    char qt[80], qf[80], sql[4096];
-    char *t = PQescapeIdentifier(c, pb->table, strlen(pb->table));
-    char *f = PQescapeIdentifier(c, pb->fence_table, strlen(pb->fence_table));
-    if (!t || !f) {
-        PQfreemem(t);
-        PQfreemem(f);
-        return conn_error(c, err);
-    }
-    snprintf(qt, sizeof qt, "%s", t);
-    snprintf(qf, sizeof qf, "%s", f);
-    PQfreemem(t);
-    PQfreemem(f);
-    for (int i = 0; i < Q_COUNT; i++) {
-        expand(sql_text[i], qt, qf, sql, sizeof sql);
-        PGresult *r = PQprepare(c, sql_name[i], sql, 0, NULL);
-        sg_status st = SG_OK;
-        if (!r)
-            st = conn_error(c, err);
-        else if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            st = result_error(r, err);
-        PQclear(r);
-        if (st != SG_OK)
-            return st;
-    }
-    return SG_OK;
-}
-
-/* A new connection with the statements prepared (the pool's connect). */
+/* A new connection (the pool's connect): server-side timeouts set and the
+ * statements prepared in one pipelined round trip, bounded by the command
+ * timeout. */
 static void *connect_one(void *ud, sg_error *err)
 {
     pg_backend *pb = ud;
-    char cto[16];
-    snprintf(cto, sizeof cto, "%d", pb->connect_timeout_s);
-    /* later keywords win: the URL's own connect_timeout overrides ours */
-    const char *keys[] = {"connect_timeout", "dbname", pb->password ? "password" : NULL, NULL};
-    const char *vals[] = {cto, pb->conninfo, pb->password, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    pb->kw[pb->n_kv] = pb->kv[pb->n_kv] = NULL;
+    PGconn *c = PQconnectdbParams((const char *const *)pb->kw, (const char *const *)pb->kv, 0);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         conn_error(c, err);
         PQfinish(c);
         return NULL;
     }
-    if (prepare_all(pb, c, err) != SG_OK || !PQenterPipelineMode(c)) {
-        if (err && err->code == SG_E_NONE)
-            conn_error(c, err);
+    char qt[80], qf[80], sql[4096], ms[16];
+    char *t = PQescapeIdentifier(c, pb->table, strlen(pb->table));
+    char *f = PQescapeIdentifier(c, pb->fence_table, strlen(pb->fence_table));
+    bool ok = t && f;
+    if (ok) {
+        snprintf(qt, sizeof qt, "%s", t);
+        snprintf(qf, sizeof qf, "%s", f);
+    }
+    PQfreemem(t);
+    PQfreemem(f);
+    snprintf(ms, sizeof ms, "%d", pb->command_timeout_ms);
+    const char *set_params[1] = {ms};
+    /* the server gives up on a statement (or a lock wait) about when we do */
+    ok = ok && PQenterPipelineMode(c) &&
+         PQsendQueryParams(c,
+                           "SELECT set_config('statement_timeout', $1, false), "
+                           "set_config('lock_timeout', $1, false)",
+                           1, NULL, set_params, NULL, NULL, 0);
+    for (int i = 0; ok && i < Q_COUNT; i++) {
+        expand(sql_text[i], qt, qf, sql, sizeof sql);
+        ok = PQsendPrepare(c, sql_name[i], sql, 0, NULL);
+    }
+    ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
+    pipe_out o = {0};
+    if (ok) {
+        read_pipeline(c, Q_COUNT + 1, -1, deadline_after(pb->command_timeout_ms), &o, err);
+        if (o.timed_out) {
+            abandon(c);
+            sg_error_set(err, SG_E_NETWORK_TIMEOUT,
+                         "PostgreSQL did not answer the connection setup within %d ms",
+                         pb->command_timeout_ms);
+        }
+    }
+    if (!ok || o.dropped || (o.st == SG_OK && !o.timed_out && PQstatus(c) != CONNECTION_OK)) {
+        conn_error(c, err);
+        o.st = SG_ERROR;
+    }
+    if (o.st != SG_OK || o.timed_out) {
         PQfinish(c);
         return NULL;
     }
@@ -300,6 +425,11 @@ static void close_one(void *c)
     PQfinish(c);
 }
 
+static bool alive_one(void *c)
+{
+    return sg_pool_fd_idle(PQsocket(c));
+}
+
 /* Return a connection; a broken one (or one in an unknown state) is closed. */
 static void give_back(pg_backend *pb, PGconn *c, bool healthy)
 {
@@ -308,87 +438,75 @@ static void give_back(pg_backend *pb, PGconn *c, bool healthy)
                        PQtransactionStatus(c) == PQTRANS_IDLE);
 }
 
+/* Every call is retried once on a fresh connection when its connection was
+ * dropped (closed, reset or terminated, not timed out): reads, extend
+ * (expiry = now + ttl again) and acquire (idempotent per lockId: Q_ACQUIRE
+ * answers a retry with the row the first run wrote) are safe to run twice.
+ * A release is retried only when none of its statements completed (the
+ * server flushes every completion before a FATAL), so it cannot report
+ * "absent" for a release that ran. */
+typedef enum op_kind { OP_READ, OP_WRITE /* idempotent */, OP_RELEASE } op_kind;
+
+/* libpq keeps a failed send quiet and lets the read report the closed
+ * connection; its message says which it was. */
+static bool send_failed(PGconn *c)
+{
+    return strstr(PQerrorMessage(c), "could not send data to server") != NULL;
+}
+
 /* Run a pipeline: optionally BEGIN; lock statement; main statement;
  * COMMIT. Returns the main statement's result (caller clears) or NULL with
- * err set. */
+ * err set. A connection found dropped is replaced and the call retried once
+ * (see op_kind). */
 static PGresult *run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q, int nparams,
-                     const char *const *params, bool mutation, sg_error *err)
+                     const char *const *params, op_kind kind, sg_error *err)
 {
-    PGconn *c = sg_pool_borrow(&pb->pool, err);
-    if (!c)
-        return NULL;
     bool tx = lock_q >= 0;
-    bool ok = true;
-    if (tx) {
-        ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-             PQsendQueryPrepared(c, sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
-    }
-    ok = ok && PQsendQueryPrepared(c, sql_name[main_q], nparams, params, NULL, NULL, 0);
-    if (tx)
-        ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-    ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
-    if (!ok) {
-        conn_error(c, err);
-        if (err)
-            err->unknown_outcome = mutation;
-        give_back(pb, c, false);
-        return NULL;
-    }
-    int64_t deadline = deadline_after(pb->command_timeout_ms);
-    int expect = tx ? 4 : 1, idx = 0;
-    PGresult *main_res = NULL;
-    sg_status st = SG_OK;
-    bool timed_out = false, healthy = true;
-    /* each query's results end with NULL; then the SYNC result */
-    while (idx <= expect) {
-        PGresult *r = next_result(c, deadline, &timed_out);
-        if (!r) {
-            if (timed_out || PQstatus(c) != CONNECTION_OK) {
-                if (timed_out) {
-                    PGcancel *cn = PQgetCancel(c);
-                    char eb[128];
-                    if (cn) {
-                        PQcancel(cn, eb, sizeof eb);
-                        PQfreeCancel(cn);
-                    }
-                    st = sg_error_set(err, SG_E_NETWORK_TIMEOUT,
-                                      "PostgreSQL did not answer within %d ms",
-                                      pb->command_timeout_ms);
-                } else if (st == SG_OK) {
-                    st = conn_error(c, err);
-                }
-                if (err)
-                    err->unknown_outcome = mutation;
-                healthy = false;
-                break;
-            }
-            idx++; /* end of one query's results */
+    for (int conn_try = 0;; conn_try++) {
+        PGconn *c = sg_pool_borrow(&pb->pool, err);
+        if (!c)
+            return NULL;
+        bool ok = true;
+        if (tx) {
+            ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+                 PQsendQueryPrepared(c, sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
+        }
+        ok = ok && PQsendQueryPrepared(c, sql_name[main_q], nparams, params, NULL, NULL, 0);
+        if (tx)
+            ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+        ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
+        pipe_out o = {0};
+        if (ok)
+            read_pipeline(c, tx ? 4 : 1, tx ? 2 : 0, deadline_after(pb->command_timeout_ms), &o,
+                          err);
+        bool unsent = !ok || (o.dropped && !o.completed && send_failed(c));
+        if ((!ok || o.dropped) && conn_try == 0 && (kind != OP_RELEASE || !o.completed)) {
+            PQclear(o.main);
+            give_back(pb, c, false);
+            sg_error_clear(err);
+            sg_log(SG_LOG_DEBUG, "postgres: connection dropped; retrying on a fresh one");
             continue;
         }
-        ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            break;
+        if (o.timed_out) {
+            abandon(c);
+            o.st = sg_error_set(err, SG_E_NETWORK_TIMEOUT,
+                                "PostgreSQL did not answer within %d ms",
+                                pb->command_timeout_ms);
+        } else if (!ok || o.dropped) {
+            o.st = conn_error(c, err);
         }
-        if (s == PGRES_FATAL_ERROR && st == SG_OK) {
-            st = result_error(r, err);
-            healthy = false; /* the transaction block may be left aborted */
+        if ((o.timed_out || o.dropped || !ok) && err)
+            err->unknown_outcome = kind != OP_READ && !unsent;
+        if (o.st == SG_OK && !o.main)
+            o.st = sg_error_set(err, SG_E_INTERNAL, "no result from PostgreSQL");
+        /* after an error the transaction block may be left aborted */
+        give_back(pb, c, o.st == SG_OK);
+        if (o.st != SG_OK) {
+            PQclear(o.main);
+            return NULL;
         }
-        if (idx == (tx ? 2 : 0) && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) &&
-            !main_res) {
-            main_res = r;
-        } else {
-            PQclear(r);
-        }
+        return o.main;
     }
-    if (st == SG_OK && !main_res)
-        st = sg_error_set(err, SG_E_INTERNAL, "no result from PostgreSQL");
-    give_back(pb, c, healthy && st == SG_OK);
-    if (st != SG_OK) {
-        PQclear(main_res);
-        return NULL;
-    }
-    return main_res;
 }
 
 /* ---- keys ---- */
@@ -424,7 +542,7 @@ static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, 
         return SG_ERROR;
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
     const char *params[5] = {sk, fk, key, lock_id, ttl_s};
-    PGresult *r = run(pb, Q_LOCK_KEY, sk, Q_ACQUIRE, 5, params, true, err);
+    PGresult *r = run(pb, Q_LOCK_KEY, sk, Q_ACQUIRE, 5, params, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     sg_status st;
@@ -452,7 +570,7 @@ static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, 
 static sg_status p_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
     const char *params[1] = {lock_id};
-    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_RELEASE, 1, params, true, err);
+    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_RELEASE, 1, params, OP_RELEASE, err);
     if (!r)
         return SG_ERROR;
     sg_status st = PQntuples(r) == 1 ? SG_OK : SG_ABSENT;
@@ -466,7 +584,7 @@ static sg_status p_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
     char ttl_s[24];
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
     const char *params[2] = {lock_id, ttl_s};
-    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_EXTEND, 2, params, true, err);
+    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_EXTEND, 2, params, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     sg_status st = SG_ABSENT;
@@ -499,7 +617,7 @@ static sg_status p_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
     if (keys_for(key, sk, NULL, err) != SG_OK)
         return SG_ERROR;
     const char *params[1] = {sk};
-    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_KEY, 1, params, false, err);
+    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_KEY, 1, params, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -511,7 +629,7 @@ static sg_status p_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *o
                              sg_error *err)
 {
     const char *params[1] = {lock_id};
-    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_ID, 1, params, false, err);
+    PGresult *r = run(b->impl, -1, NULL, Q_LOOKUP_ID, 1, params, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -525,7 +643,7 @@ static sg_status p_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     char n[24];
     snprintf(n, sizeof n, "%zu", page);
     const char *params[2] = {cursor, n};
-    PGresult *r = run(b->impl, -1, NULL, Q_LIST, 2, params, false, err);
+    PGresult *r = run(b->impl, -1, NULL, Q_LIST, 2, params, OP_READ, err);
     if (!r)
         return SG_ERROR;
     int rows = PQntuples(r);
@@ -546,11 +664,11 @@ static void p_close(sg_backend *b)
 {
     pg_backend *pb = b->impl;
     sg_pool_destroy(&pb->pool);
-    if (pb->password) {
-        explicit_bzero(pb->password, strlen(pb->password));
-        free(pb->password);
+    for (int i = 0; i < pb->n_kv; i++) {
+        free(pb->kw[i]);
+        explicit_bzero(pb->kv[i], strlen(pb->kv[i]));
+        free(pb->kv[i]);
     }
-    free(pb->conninfo);
     free(pb);
     free(b);
 }
@@ -581,9 +699,8 @@ static sg_status exec_simple(PGconn *c, const char *sql, sg_error *err)
 /* Create the tables and SyncGuard's indexes when missing (idempotent). */
 static sg_status setup_schema(pg_backend *pb, sg_error *err)
 {
-    const char *keys[] = {"dbname", pb->password ? "password" : NULL, NULL};
-    const char *vals[] = {pb->conninfo, pb->password, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    pb->kw[pb->n_kv] = pb->kv[pb->n_kv] = NULL;
+    PGconn *c = PQconnectdbParams((const char *const *)pb->kw, (const char *const *)pb->kv, 0);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         sg_status st = conn_error(c, err);
         PQfinish(c);
@@ -621,7 +738,7 @@ static sg_status setup_schema(pg_backend *pb, sg_error *err)
     return st;
 }
 
-sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                            sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
@@ -629,15 +746,13 @@ sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend
     if (!b)
         return SG_ERROR;
     pg_backend *pb = b->impl;
-    sg_pool_init(&pb->pool, connect_one, close_one, pb);
+    sg_pool_init(&pb->pool, connect_one, close_one, alive_one, pb);
     snprintf(pb->table, sizeof pb->table, "syncguard_locks");
     snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");
     pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 5000;
-    pb->connect_timeout_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
-    if (o.password)
-        pb->password = strdup(o.password);
-    sg_status st = split_url(pb, url, err);
+    int cto_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
+    sg_status st = build_params(pb, url, cto_s, o.password, err);
     if (st == SG_OK)
         st = setup_schema(pb, err);
     if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */

@@ -26,13 +26,20 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 /* KEYS lock, index, fence; ARGV lockId, ttl, tolerance, userKey
- * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs} */
+ * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs}. Idempotent per lockId:
+ * run again (a retry after a dropped connection) it answers what the first
+ * run did instead of "held" by its own ghost. */
 static const char ACQUIRE_LUA[] =
     LUA_NOW
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then\n"
     "  local d = cjson.decode(cur)\n"
-    "  if d.expiresAtMs > now - tonumber(ARGV[3]) then return 0 end\n"
+    "  if d.expiresAtMs > now - tonumber(ARGV[3]) then\n"
+    "    if d.lockId == ARGV[1] then\n" /* a retry of this very acquire */
+    "      return {1, d.fence, d.expiresAtMs, d.acquiredAtMs}\n"
+    "    end\n"
+    "    return 0\n"
+    "  end\n"
     "end\n"
     "local fence = string.format('%015d', redis.call('INCR', KEYS[3]))\n"
     "local ttl = tonumber(ARGV[2])\n"
@@ -94,15 +101,20 @@ static const char LOOKUP_ID_LUA[] =
     "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
 
 /* ARGV cursor, match pattern, count, "prefix:" (or ""), tolerance
- * → {next cursor, user keys of live locks...}. Skips index and counter keys
- * and anything that is not a lock record. */
+ * → {next cursor, user keys of live locks...}. Skips exactly the reserved
+ * keys (SPEC section 4): index entries "prefix:id:" + 22 base64url chars and
+ * counters "prefix:fence:prefix:" (any "fence:" when the prefix is empty) —
+ * a user's "id:42" or "fence:x" is an ordinary lock — and anything that is
+ * not a lock record. */
 static const char LIST_LUA[] =
     LUA_NOW
     "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
     "local out = {r[1]}\n"
-    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:'\n"
+    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:' .. ARGV[4]\n"
     "for _, k in ipairs(r[2]) do\n"
-    "  if string.sub(k, 1, #idp) ~= idp and string.sub(k, 1, #fp) ~= fp then\n"
+    "  local id = string.sub(k, 1, #idp) == idp and string.sub(k, #idp + 1)\n"
+    "  local index = id and #id == 22 and string.find(id, '^[A-Za-z0-9_-]+$') ~= nil\n"
+    "  if not index and string.sub(k, 1, #fp) ~= fp then\n"
     "    local v = redis.pcall('GET', k)\n"
     "    if type(v) == 'string' then\n"
     "      local ok, d = pcall(cjson.decode, v)\n"
@@ -232,6 +244,11 @@ static void close_one(void *c)
     redisFree(c);
 }
 
+static bool alive_one(void *c)
+{
+    return sg_pool_fd_idle(((redisContext *)c)->fd);
+}
+
 /* A connection that saw any error is dropped (hiredis contexts are unusable
  * after an I/O error), so the next borrower reconnects. */
 static void give_back(redis_backend *rb, redisContext *c)
@@ -239,15 +256,49 @@ static void give_back(redis_backend *rb, redisContext *c)
     sg_pool_return(&rb->pool, c, !c->err);
 }
 
-/* Run script `s` with keys and args (all NUL-terminated strings).
- * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. Returns the reply (caller
- * frees) or NULL with err set. An error reply is mapped and freed. */
-static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
-                              int nargs, const char **args, bool mutation, sg_error *err)
+/* Every call is retried once on a fresh connection when its connection was
+ * dropped (closed or reset, not timed out): reads, extend (expiry = now +
+ * ttl again) and acquire (idempotent per lockId, see ACQUIRE_LUA) are safe
+ * to run twice; a release is lockId-checked, so at worst a release that did
+ * run before the drop reports "absent" on the retry. op_kind says what an
+ * error means for the outcome. */
+typedef enum op_kind { OP_READ, OP_WRITE } op_kind;
+
+/* One request on c. *sent tells whether any byte of it was written: a write
+ * that failed at once never reached the server. NULL on a context error. */
+static redisReply *exchange(redisContext *c, int argc, const char **argv, bool *sent)
 {
-    redisContext *c = sg_pool_borrow(&rb->pool, err);
-    if (!c)
+    *sent = false;
+    if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
         return NULL;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return NULL;
+        *sent = true;
+    }
+    void *r = NULL;
+    if (redisGetReply(c, &r) != REDIS_OK)
+        return NULL;
+    return r;
+}
+
+/* The connection was closed or reset under us (not a timeout). */
+static bool dropped(const redisContext *c, int e)
+{
+    return c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO &&
+            (e == ECONNRESET || e == EPIPE || e == ENOTCONN || e == ECONNABORTED));
+}
+
+/* Run script `s` with keys and args (all NUL-terminated strings).
+ * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. A connection found
+ * dropped is replaced and the call retried once (see op_kind).
+ * Returns the reply (caller frees) or NULL with err set. An error reply is
+ * mapped and freed. */
+static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
+                              int nargs, const char **args, op_kind kind, sg_error *err)
+{
     const char *argv[16];
     char nk[12];
     snprintf(nk, sizeof nk, "%d", nkeys);
@@ -259,40 +310,58 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
         argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++)
         argv[argc++] = args[i];
+    const char *load[3] = {"SCRIPT", "LOAD", scripts[s]};
 
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        r = redisCommandArgv(c, argc, argv, NULL);
-        if (!r) {
-            context_error(c, err, mutation);
-            break;
-        }
-        if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
-            attempt == 0) {
-            freeReplyObject(r);
-            r = redisCommand(c, "SCRIPT LOAD %s", scripts[s]);
+    for (int conn_try = 0;; conn_try++) {
+        redisContext *c = sg_pool_borrow(&rb->pool, err);
+        if (!c)
+            return NULL;
+        redisReply *r = NULL;
+        bool retry = false;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            bool sent;
+            r = exchange(c, argc, argv, &sent);
             if (!r) {
-                context_error(c, err, false);
+                int e = errno;
+                retry = conn_try == 0 && dropped(c, e);
+                errno = e;
+                if (!retry)
+                    context_error(c, err, sent && kind != OP_READ);
                 break;
             }
-            bool ok = r->type == REDIS_REPLY_STRING;
-            if (!ok)
+            if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
+                attempt == 0) {
+                freeReplyObject(r); /* not run: load it (after a restart) and run it */
+                r = exchange(c, 3, load, &sent);
+                if (!r) {
+                    int e = errno;
+                    retry = conn_try == 0 && dropped(c, e);
+                    errno = e;
+                    if (!retry)
+                        context_error(c, err, false);
+                    break;
+                }
+                bool ok = r->type == REDIS_REPLY_STRING;
+                if (!ok)
+                    reply_error(r, err);
+                freeReplyObject(r);
+                r = NULL;
+                if (!ok)
+                    break;
+                continue;
+            }
+            if (r->type == REDIS_REPLY_ERROR) {
                 reply_error(r, err);
-            freeReplyObject(r);
-            r = NULL;
-            if (!ok)
-                break;
-            continue;
+                freeReplyObject(r);
+                r = NULL;
+            }
+            break;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            reply_error(r, err);
-            freeReplyObject(r);
-            r = NULL;
-        }
-        break;
+        give_back(rb, c);
+        if (!retry)
+            return r;
+        sg_log(SG_LOG_DEBUG, "redis: connection dropped; retrying on a fresh one");
     }
-    give_back(rb, c);
-    return r;
 }
 
 /* ---- keys ---- */
@@ -348,14 +417,14 @@ static bool reply_int(const redisReply *r, long long *out)
 
 /* Run script s on lockId's index key with ARGV lockId, tolerance[, extra]. */
 static redisReply *run_by_id(redis_backend *rb, int s, const char *lock_id, const char *extra,
-                             bool mutation, sg_error *err)
+                             op_kind kind, sg_error *err)
 {
     char ik[SKEY_MAX];
     if (index_key(rb, lock_id, ik, err) != SG_OK)
         return NULL;
     const char *keys[1] = {ik};
     const char *args[3] = {lock_id, TOLERANCE_STR, extra};
-    return run_script(rb, s, 1, keys, extra ? 3 : 2, args, mutation, err);
+    return run_script(rb, s, 1, keys, extra ? 3 : 2, args, kind, err);
 }
 
 static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
@@ -368,7 +437,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
     const char *keys[3] = {lk, ik, fk};
     const char *args[4] = {lock_id, ttl_s, TOLERANCE_STR, key};
-    redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, true, err);
+    redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -402,7 +471,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
 
 static sg_status r_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
-    redisReply *r = run_by_id(b->impl, S_RELEASE, lock_id, NULL, true, err);
+    redisReply *r = run_by_id(b->impl, S_RELEASE, lock_id, NULL, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -418,7 +487,7 @@ static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
 {
     char ttl_s[24];
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
-    redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, true, err);
+    redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
     long long v;
@@ -466,7 +535,7 @@ static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
         return SG_ERROR;
     const char *keys[1] = {lk};
     const char *args[1] = {TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_LOOKUP_KEY, 1, keys, 1, args, false, err);
+    redisReply *r = run_script(rb, S_LOOKUP_KEY, 1, keys, 1, args, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -477,7 +546,7 @@ static sg_status r_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
 static sg_status r_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
                              sg_error *err)
 {
-    redisReply *r = run_by_id(b->impl, S_LOOKUP_ID, lock_id, NULL, false, err);
+    redisReply *r = run_by_id(b->impl, S_LOOKUP_ID, lock_id, NULL, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = parse_info(r, out, err);
@@ -500,7 +569,7 @@ static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     snprintf(pfx, sizeof pfx, "%s%s", rb->prefix, rb->prefix[0] ? ":" : "");
     snprintf(count, sizeof count, "%zu", page);
     const char *args[5] = {cursor[0] ? cursor : "0", pattern, count, pfx, TOLERANCE_STR};
-    redisReply *r = run_script(rb, S_LIST, 0, NULL, 5, args, false, err);
+    redisReply *r = run_script(rb, S_LIST, 0, NULL, 5, args, OP_READ, err);
     if (!r)
         return SG_ERROR;
     sg_status st = SG_OK;
@@ -544,45 +613,10 @@ static const sg_backend_ops redis_ops = {
     .close = r_close,
 };
 
-/* ---- URL parsing ---- */
-static int hexval(char c)
+/* ---- configuration from the parsed URL (url.c) ---- */
+static bool parse_int(const char *s, long lo, long hi, long *out)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode n bytes of s into a new string; NULL if malformed or %00. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[j++] = s[i];
-            continue;
-        }
-        int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-            free(out);
-            return NULL;
-        }
-        out[j++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    out[j] = '\0';
-    return out;
-}
-
-static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
-{
+    size_t n = strlen(s);
     if (n == 0 || n > 10)
         return false;
     long v = 0;
@@ -597,135 +631,74 @@ static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
     return true;
 }
 
-/* Query string: prefix, db, connect_timeout_ms, command_timeout_ms, password_file. */
-static sg_status parse_query(redis_backend *rb, const char *q, char **pwfile, sg_error *err)
+/* Query parameters: prefix, db, connect_timeout_ms, command_timeout_ms,
+ * password_file (*pwfile points into u). */
+static sg_status apply_params(redis_backend *rb, const sg_url *u, const char **pwfile,
+                              sg_error *err)
 {
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        if (!eq)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed query parameter in URL");
-        size_t klen = (size_t)(eq - q), vlen = len - klen - 1;
-        const char *v = eq + 1;
+    for (size_t i = 0; i < u->n_params; i++) {
+        const char *k = u->params[i].name, *v = u->params[i].value;
         long n;
-        char *dv = pct_decode(v, vlen);
-        if (!dv)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed %%-escape in URL query");
-        sg_status st = SG_OK;
-        if (klen == 6 && !strncmp(q, "prefix", 6)) {
-            if (strlen(dv) >= sizeof rb->prefix || strstr(dv, "fence:") ||
-                (strlen(dv) >= 5 && !strcmp(dv + strlen(dv) - 5, "fence")))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                  "prefix must be shorter than 256 bytes, must not contain "
-                                  "'fence:' nor end with 'fence'");
-            else
-                snprintf(rb->prefix, sizeof rb->prefix, "%s", dv);
-        } else if (klen == 2 && !strncmp(q, "db", 2)) {
-            if (!parse_int(dv, strlen(dv), 0, 1000000, &n))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
-            else
-                rb->db = (int)n;
-        } else if ((klen == 18 && !strncmp(q, "connect_timeout_ms", 18)) ||
-                   (klen == 18 && !strncmp(q, "command_timeout_ms", 18))) {
-            if (!parse_int(dv, strlen(dv), 1, 3600000, &n))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                  "%.18s must be 1..3600000 milliseconds", q);
-            else {
-                struct timeval *tv =
-                    q[1] == 'o' && q[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
-                tv->tv_sec = n / 1000;
-                tv->tv_usec = (n % 1000) * 1000;
-            }
-        } else if (klen == 13 && !strncmp(q, "password_file", 13)) {
-            free(*pwfile);
-            *pwfile = strdup(dv);
+        if (!strcmp(k, "prefix")) {
+            size_t len = strlen(v);
+            if (len >= sizeof rb->prefix || strstr(v, "fence:") ||
+                (len >= 5 && !strcmp(v + len - 5, "fence")))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "prefix must be shorter than 256 bytes, must not contain "
+                                    "'fence:' nor end with 'fence'");
+            snprintf(rb->prefix, sizeof rb->prefix, "%s", v);
+        } else if (!strcmp(k, "db")) {
+            if (!parse_int(v, 0, 1000000, &n))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
+            rb->db = (int)n;
+        } else if (!strcmp(k, "connect_timeout_ms") || !strcmp(k, "command_timeout_ms")) {
+            if (!parse_int(v, 1, 3600000, &n))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "%s must be 1..3600000 milliseconds", k);
+            struct timeval *tv = k[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
+            tv->tv_sec = n / 1000;
+            tv->tv_usec = (n % 1000) * 1000;
+        } else if (!strcmp(k, "password_file")) {
+            *pwfile = v;
         } else {
-            st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.*s'",
-                              (int)(klen > 40 ? 40 : klen), q);
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'",
+                                sg_url_secret_name(k, strlen(k)) ? "(a secret)" : k);
         }
-        free(dv);
-        if (st != SG_OK)
-            return st;
-        q = amp ? amp + 1 : NULL;
     }
     return SG_OK;
 }
 
-static sg_status parse_url(redis_backend *rb, const char *url, char **pwfile, sg_error *err)
+static sg_status from_url(redis_backend *rb, const sg_url *u, const char **pwfile,
+                          sg_error *err)
 {
-    const char *q = strchr(url, '?');
-    size_t main_len = q ? (size_t)(q - url) : strlen(url);
-    if (q && parse_query(rb, q + 1, pwfile, err) != SG_OK)
+    if (apply_params(rb, u, pwfile, err) != SG_OK)
         return SG_ERROR;
-    if (!strncasecmp(url, "unix://", 7)) {
-        size_t n = main_len - 7;
-        if (n == 0 || url[7] != '/' || n >= sizeof rb->socket_path)
+    if ((u->user && !(rb->user = strdup(u->user))) ||
+        (u->password && !(rb->password = strdup(u->password))))
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    if (u->kind == SG_URL_UNIX) {
+        if (u->n_hosts || !u->path || u->path[0] != '/' ||
+            strlen(u->path) >= sizeof rb->socket_path)
             return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "unix:// URL needs an absolute socket path under 108 bytes");
-        memcpy(rb->socket_path, url + 7, n);
-        rb->socket_path[n] = '\0';
+                                "unix:// URL needs an absolute socket path under 108 bytes "
+                                "(unix:///path/redis.sock)");
+        snprintf(rb->socket_path, sizeof rb->socket_path, "%s", u->path);
         return SG_OK;
     }
-    const char *p = url + 8; /* after redis:// */
-    const char *end = url + main_len;
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = NULL;
-    for (const char *s = p; s < (slash ? slash : end); s++)
-        if (*s == '@')
-            auth_end = s; /* the last '@' before the path */
-    if (auth_end) {
-        const char *colon = memchr(p, ':', (size_t)(auth_end - p));
-        if (!colon)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "Redis URL credentials must be [user]:password@");
-        if (colon > p) {
-            rb->user = pct_decode(p, (size_t)(colon - p));
-            if (!rb->user)
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed user in URL");
-        }
-        rb->password = pct_decode(colon + 1, (size_t)(auth_end - colon - 1));
-        if (!rb->password)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed password in URL");
-        p = auth_end + 1;
-    }
-    const char *host_end = slash ? slash : end;
-    const char *port_colon = NULL;
-    if (*p == '[') { /* [ipv6] */
-        const char *rb_ = memchr(p, ']', (size_t)(host_end - p));
-        if (!rb_)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed IPv6 host in URL");
-        if ((size_t)(rb_ - p - 1) >= sizeof rb->host)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
-        memcpy(rb->host, p + 1, (size_t)(rb_ - p - 1));
-        rb->host[rb_ - p - 1] = '\0';
-        if (rb_ + 1 < host_end) {
-            if (rb_[1] != ':')
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed host in URL");
-            port_colon = rb_ + 1;
-        }
-    } else {
-        port_colon = memchr(p, ':', (size_t)(host_end - p));
-        const char *he = port_colon ? port_colon : host_end;
-        if ((size_t)(he - p) >= sizeof rb->host)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
-        memcpy(rb->host, p, (size_t)(he - p));
-        rb->host[he - p] = '\0';
-    }
-    if (!rb->host[0])
-        snprintf(rb->host, sizeof rb->host, "127.0.0.1");
+    if (u->n_hosts > 1)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "one host per Redis URL (Redis Cluster is not supported)");
+    const char *host = u->n_hosts ? u->hosts[0].name : "";
+    if (strlen(host) >= sizeof rb->host)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
+    snprintf(rb->host, sizeof rb->host, "%s", *host ? host : "127.0.0.1");
     for (const char *h = rb->host; *h; h++)
         if (*h == '%' || *h == '@' || *h == '/' || (unsigned char)*h <= ' ')
             return sg_error_set(err, SG_E_INVALID_ARGUMENT, "invalid host in Redis URL");
+    rb->port = u->n_hosts && u->hosts[0].port ? u->hosts[0].port : 6379;
     long n;
-    rb->port = 6379;
-    if (port_colon) {
-        if (!parse_int(port_colon + 1, (size_t)(host_end - port_colon - 1), 1, 65535, &n))
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "port must be 1..65535");
-        rb->port = (int)n;
-    }
-    if (slash && slash + 1 < end) {
-        if (!parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &n))
+    if (u->path && *u->path) {
+        if (!parse_int(u->path, 0, 1000000, &n))
             return sg_error_set(err, SG_E_INVALID_ARGUMENT, "database must be a number");
         rb->db = (int)n;
     }
@@ -788,7 +761,7 @@ static sg_status check_durability(redis_backend *rb, bool require, sg_error *err
     return SG_OK;
 }
 
-sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                         sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
@@ -796,7 +769,7 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
     if (!b)
         return SG_ERROR;
     redis_backend *rb = b->impl;
-    sg_pool_init(&rb->pool, connect_one, close_one, rb);
+    sg_pool_init(&rb->pool, connect_one, close_one, alive_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
     int mto = o.command_timeout_ms > 0 ? o.command_timeout_ms : 2000;
@@ -809,8 +782,8 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
             snprintf(rb->sha[i] + 2 * j, 3, "%02x", d[j]);
     }
 
-    char *pwfile = NULL;
-    sg_status st = parse_url(rb, url, &pwfile, err);
+    const char *pwfile = NULL;
+    sg_status st = from_url(rb, url, &pwfile, err);
     if (st == SG_OK) {
         char *pw = NULL;
         if (o.password)
@@ -820,15 +793,18 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
         else if (!rb->password && getenv("SYNCGUARD_REDIS_PASSWORD"))
             pw = strdup(getenv("SYNCGUARD_REDIS_PASSWORD"));
         if (pw) {
-            free(rb->password);
+            sg_secret_free(rb->password);
             rb->password = pw;
         }
     }
-    free(pwfile);
     if (rb->password && !rb->password[0]) { /* "redis://:@host": no password */
         free(rb->password);
         rb->password = NULL;
     }
+    if (st == SG_OK && rb->user && !rb->password)
+        st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                          "a Redis user name needs a password (redis://user:password@host, "
+                          "password_file= or SYNCGUARD_REDIS_PASSWORD)");
     if (st == SG_OK)
         st = check_durability(rb, o.require_durable_fences, err);
     if (st != SG_OK) {

@@ -75,13 +75,14 @@ double sg_uniform01(void)
     return (double)(z >> 11) / 9007199254740992.0;
 }
 
-static bool aborted(const atomic_bool *flag)
+/* The flag is a plain int in the public struct (C++-safe); read it atomically. */
+static bool aborted(const volatile int *flag)
 {
-    return flag && atomic_load(flag);
+    return flag && __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* Sleep ms, waking every 10 ms to check the abort flag. false if aborted. */
-static bool sleep_abortable(int64_t ms, const atomic_bool *flag)
+static bool sleep_abortable(int64_t ms, const volatile int *flag)
 {
     int64_t end = sg_monotonic_ms() + ms;
     for (;;) {

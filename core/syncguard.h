@@ -14,7 +14,6 @@
 #ifndef SYNCGUARD_H
 #define SYNCGUARD_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +22,16 @@
 extern "C" {
 #endif
 
+/* ---- Version ------------------------------------------------------------
+ * The header's version; sg_version() is the library's (they differ only when
+ * a program runs against another build than it was compiled with). 0.x: no
+ * ABI promise yet — each minor release gets its own soname (docs/install.md). */
+#define SG_VERSION_MAJOR 0
+#define SG_VERSION_MINOR 1
+#define SG_VERSION_PATCH 0
 #define SG_VERSION "0.1.0"
+/* "0.1.0" (static string) */
+const char *sg_version(void);
 
 /* ---- Constants of the contract (SPEC section 3) ------------------------ */
 #define SG_KEY_MAX 512                 /* bytes of UTF-8 after NFC */
@@ -207,6 +215,11 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
 void sg_backend_close(sg_backend *b);
 /* Comma-separated list of the schemes this build supports (static). */
 const char *sg_backend_schemes(void);
+/* The backend URL (any scheme, or a libpq key=value string) with every secret
+ * removed — the password in the userinfo, secret parameters (password=,
+ * sslpassword=, token=, ...) — for logs, fsname and argv; unparsable input
+ * shows only its scheme. malloc'd, caller frees; NULL on allocation failure. */
+char *sg_url_redact(const char *url);
 
 /* ---- Lock operations (single attempt; validate input before any I/O) ----- */
 /* Generates the lockId. On an unknown outcome releases it (best effort)
@@ -244,7 +257,11 @@ typedef struct sg_acquire_opts {
     int64_t max_delay_ms;      /* cap per delay; 0 = no cap */
     sg_backoff backoff;        /* default exponential */
     sg_jitter jitter;          /* default equal */
-    const atomic_bool *abort;  /* checked before each attempt and during sleeps */
+    /* Non-zero = abort: checked before each attempt and every 10 ms of a sleep.
+     * A plain int so the header stays C++-compatible; set it from a signal
+     * handler (a volatile sig_atomic_t is an int here) or from another thread
+     * with __atomic_store_n(&flag, 1, __ATOMIC_RELEASE) (C++: std::atomic_ref). */
+    const volatile int *abort;
     sg_release_error_fn on_release_error; /* default: log (sg_log) */
     void *ud;
 } sg_acquire_opts;

@@ -9,22 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "options.h" /* sgfs_config */
 #include "syncguard.h"
-
-typedef struct sgfs_config {
-    int64_t ttl_ms;             /* TTL of locks taken through the mount */
-    int64_t retry_delay_ms;     /* first retry delay of waits */
-    int64_t max_delay_ms;       /* cap of one wait delay (1 s by default) */
-    sg_backoff backoff;
-    sg_jitter jitter;
-    int64_t shutdown_grace_ms;
-    bool allow_other, allow_break, has_lockgroup;
-    gid_t lockgroup;
-    mode_t dirmode;
-    int loss_signal; /* 0: none */
-    bool loss_group; /* on_loss=signal:SIG:group — the holder's process group */
-    char hostname[256];
-} sgfs_config;
 
 typedef struct sgfs sgfs;
 typedef struct sgfs_journal sgfs_journal;

@@ -12,6 +12,9 @@ static atomic_uint_fast64_t ops[M_OPS][3]; /* ok, contended/absent, error */
 static atomic_uint_fast64_t errors[SG_E_INTERNAL + 1];
 static atomic_uint_fast64_t lat_us[M_OPS], lat_n[M_OPS];
 static atomic_uint_fast64_t events[M_EVENTS];
+/* 1 unless the last backend call failed to reach a usable backend (the daemon
+ * opened it before mounting, so it starts up). */
+static atomic_int backend_up = 1;
 
 int64_t metrics_now_us(void)
 {
@@ -28,6 +31,11 @@ void metrics_op_done(metrics_op op, sg_status st, const sg_error *err, int64_t t
         atomic_fetch_add(&errors[err->code], 1);
     atomic_fetch_add(&lat_us[op], (uint64_t)(metrics_now_us() - t0_us));
     atomic_fetch_add(&lat_n[op], 1);
+    if (st != SG_ERROR)
+        atomic_store(&backend_up, 1);
+    else if (err && (err->code == SG_E_SERVICE_UNAVAILABLE || err->code == SG_E_NETWORK_TIMEOUT ||
+                     err->code == SG_E_AUTH_FAILED))
+        atomic_store(&backend_up, 0); /* other errors (bad input, ...) say nothing about it */
 }
 
 void metrics_event_set(metrics_event ev, uint64_t value)
@@ -49,6 +57,13 @@ char *metrics_text(int held, int waiters, int draining, size_t *len)
     size_t n = 0;
 #define EMIT(...) n += (size_t)snprintf(s + n, n < cap ? cap - n : 0, __VA_ARGS__)
     static const char *const results[3] = {"ok", "contended_or_absent", "error"};
+    EMIT("# HELP syncguardfs_build_info The daemon's version (the value is always 1).\n"
+         "# TYPE syncguardfs_build_info gauge\nsyncguardfs_build_info{version=\"%s\"} 1\n",
+         sg_version());
+    EMIT("# HELP syncguardfs_backend_up 1 if the last backend call reached the backend, 0 if "
+         "it was unavailable, timed out or refused the credentials.\n"
+         "# TYPE syncguardfs_backend_up gauge\nsyncguardfs_backend_up %d\n",
+         atomic_load(&backend_up));
     EMIT("# HELP syncguardfs_operations_total Backend operations by kind and result.\n"
          "# TYPE syncguardfs_operations_total counter\n");
     for (int op = 0; op < M_OPS; op++)

@@ -8,7 +8,7 @@ export SG_ROOT
 SG_PACKAGES=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libhiredis-dev libpq-dev
              libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libutf8proc-dev
              redis-server redis-tools postgresql-15 postgresql-client-15 python3 attr curl
-             util-linux procps)
+             util-linux procps g++ man-db groff-base)
 
 sg_log() { printf '==> %s\n' "$*" >&2; }
 sg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -837,6 +837,35 @@ sys.exit(0 if ok else 1)
 PY
     kill -USR2 "$proxy" 2>/dev/null || true
     ok "stalled backend: every holder heard of its loss before another host could take the lock"
+case_options_validated_before_connecting() {
+    [ "$BACKEND" = redis ] || exit 77
+    # A misspelt option against a backend nobody listens on: the typo is
+    # reported (exit 2), no connection is tried, nothing is mounted.
+    local rc=0
+    timeout 10 "$SGFS" -f -o "tll=5000,state_dir=$T/state1" redis://127.0.0.1:1 "$M1" \
+        >"$T/typo.out" 2>&1 || rc=$?
+    [ $rc -eq 2 ] || fail "a misspelt option: exit $rc, not 2: $(cat "$T/typo.out")"
+    grep -q "unknown option 'tll' (did you mean 'ttl'?)" "$T/typo.out" ||
+        fail "no 'unknown option' message: $(cat "$T/typo.out")"
+    grep -qi "connect\|refused\|backend" "$T/typo.out" &&
+        fail "it tried the backend first: $(cat "$T/typo.out")"
+    mountpoint -q "$M1" && fail "mounted despite the typo"
+    # a value where none belongs, a bad duration: the same
+    for bad in "allow_other=1" "ttl" "ttl=30x" "shutdown_grace=-1s"; do
+        rc=0
+        timeout 10 "$SGFS" -f -o "$bad" redis://127.0.0.1:1 "$M1" >"$T/bad.out" 2>&1 || rc=$?
+        [ $rc -eq 2 ] || fail "-o $bad: exit $rc, not 2: $(cat "$T/bad.out")"
+        grep -qi "refused" "$T/bad.out" && fail "-o $bad reached the backend"
+    done
+    # The generic words fstab and mount(8) pass, with a TTL in seconds: mounts.
+    start_daemon "$M1" "$T/state1" "ttl=30s,rw,nosuid,nodev,noatime,_netdev,x-systemd.automount"
+    grep " $M1 " /proc/mounts | grep -q "nosuid,nodev" ||
+        fail "nosuid,nodev not on the mount: $(grep " $M1 " /proc/mounts)"
+    exec 9<>"$M1/locks/$RUN-opts" || fail "the mount does not work"
+    local ttl; ttl="$(field ttlMs "$M1/locks/$RUN-opts")"
+    [ "$ttl" -gt 25000 ] && [ "$ttl" -le 30000 ] || fail "ttl=30s gave ttlMs $ttl"
+    exec 9>&-
+    ok "option errors exit 2 before any connection; ttl=30s with rw,nosuid,nodev,noatime,_netdev,x-systemd.automount mounts (ttlMs $ttl)"
 }
 
 "case_$1"

@@ -80,6 +80,10 @@ static int group_setup(void **state)
         return -1;
     snprintf(docs, sizeof docs, "projects/%s/databases/(default)/documents",
              url + strlen("firestore://"));
+    /* a cold emulator (JVM warm-up) may take seconds over its first requests */
+    sg_lock_info info;
+    for (int i = 0; i < 60 && sg_lookup_key(B, "warm-up", &info, NULL) == SG_ERROR; i++)
+        ;
     return 0;
 }
 
@@ -378,7 +382,8 @@ static void emulator_outage_then_recovery(void **state)
     assert_int_equal(sg_backend_open(url, NULL, &b, &err), SG_OK);
     setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
     sg_lock a;
-    assert_int_equal(sg_acquire(b, "fs-outage", 10000, &a, &err), SG_OK);
+    if (sg_acquire(b, "fs-outage", 10000, &a, &err) != SG_OK)
+        fail_msg("first acquire: %s", err.message);
     snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
     assert_int_equal(system(cmd), 0);
     assert_int_equal(sg_acquire(b, "fs-outage-2", 10000, NULL, &err), SG_ERROR);
@@ -387,11 +392,83 @@ static void emulator_outage_then_recovery(void **state)
     assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
     snprintf(cmd, sizeof cmd, "%s start outage %d", getenv("SG_FS_CTL"), port);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(sg_acquire(b, "fs-outage-2", 10000, &a, &err), SG_OK);
+    if (sg_acquire(b, "fs-outage-2", 10000, &a, &err) != SG_OK)
+        fail_msg("acquire after the restart: %s (%s)", err.message, err.cause);
     assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
     sg_backend_close(b);
     snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
     assert_int_equal(system(cmd), 0);
+}
+
+/* Like "until PING answers" for the other servers: the emulator's first
+ * document requests after a start can take seconds (JVM warm-up), so wait,
+ * through a backend of its own, until one is served. */
+static void wait_until_serving(const char *host)
+{
+    setenv("FIRESTORE_EMULATOR_HOST", host, 1);
+    sg_backend *w;
+    sg_error err;
+    assert_int_equal(sg_backend_open(url, NULL, &w, &err), SG_OK);
+    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+    sg_lock_info info;
+    sg_status st = SG_ERROR;
+    for (int i = 0; i < 60 && st == SG_ERROR; i++)
+        st = sg_lookup_key(w, "warm-up", &info, &err);
+    assert_int_not_equal(st, SG_ERROR);
+    sg_backend_close(w);
+}
+
+/* Issue 9 item 4: an emulator restart leaves every pooled keep-alive
+ * connection dead; none of that reaches a caller once it answers again. */
+static void no_error_after_emulator_restart_with_a_full_pool(void **state)
+{
+    (void)state;
+    int port = atoi(getenv("SG_TEST_FS_PORT_BASE")) + 1;
+    char cmd[512], host[64];
+    snprintf(cmd, sizeof cmd, "%s start restarted %d", getenv("SG_FS_CTL"), port);
+    assert_int_equal(system(cmd), 0);
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    setenv("FIRESTORE_EMULATOR_HOST", host, 1);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(url, NULL, &b, &err), SG_OK);
+    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+    fill_pool(b);
+    snprintf(cmd, sizeof cmd, "%s stop restarted && %s start restarted %d", getenv("SG_FS_CTL"),
+             getenv("SG_FS_CTL"), port);
+    assert_int_equal(system(cmd), 0); /* start returns once it answers */
+    wait_until_serving(host);
+    int errors = count_errors(b, "fs-restart", 50);
+    fprintf(stderr, "firestore: %d operations after an emulator restart with a full pool: "
+                    "%d errors\n", 50 * 6, errors);
+    assert_int_equal(errors, 0);
+    sg_backend_close(b);
+    snprintf(cmd, sizeof cmd, "%s stop restarted", getenv("SG_FS_CTL"));
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A stalled connection (packets dropped, no FIN or RST) bounds every call
+ * by the command timeout (curl's CURLOPT_TIMEOUT_MS). */
+static void stalled_connection_fails_within_the_command_timeout(void **state)
+{
+    (void)state;
+    int fport = atoi(getenv("SG_TEST_FS_PORT_BASE")) + 11;
+    const char *colon = strrchr(emu, ':');
+    assert_non_null(colon);
+    pid_t fwd = stall_start(fport, atoi(colon + 1));
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", fport);
+    setenv("FIRESTORE_EMULATOR_HOST", host, 1);
+    sg_open_opts o = {.command_timeout_ms = 600};
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(url, &o, &b, &err), SG_OK);
+    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+    int64_t worst = check_stalled_calls(b, fwd, "firestore", 600);
+    fprintf(stderr, "firestore: slowest stalled call %lld ms (command timeout 600 ms)\n",
+            (long long)worst);
+    hostile_stop(fwd);
+    sg_backend_close(b);
 }
 
 int main(void)
@@ -406,6 +483,8 @@ int main(void)
         cmocka_unit_test(bad_urls_and_credentials),
         cmocka_unit_test(hostile_http_replies_are_errors_not_crashes),
         cmocka_unit_test(emulator_outage_then_recovery),
+        cmocka_unit_test(no_error_after_emulator_restart_with_a_full_pool),
+        cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
     };
     int rc = cmocka_run_group_tests_name("firestore", tests, group_setup, group_teardown);
     curl_global_cleanup();

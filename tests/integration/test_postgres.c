@@ -314,6 +314,67 @@ static void statement_timeout_is_network_timeout_without_a_ghost(void **state)
     sg_backend_close(b);
 }
 
+/* Issue 9 item 4: a server restart (fast shutdown, kill -9) or
+ * pg_terminate_backend kills every pooled connection; none of that reaches
+ * a caller once pg_isready answers again. */
+static void no_error_after_restart_or_terminate_with_a_full_pool(void **state)
+{
+    (void)state;
+    int p = atoi(getenv("SG_TEST_PG_PORT_BASE")) + 2;
+    ctl("start restarted %d", p);
+    char u[256];
+    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    int errors = 0, ops = 0;
+    const char *how[2] = {"stop", "kill9"};
+    for (int k = 0; k < 2; k++) {
+        fill_pool(b);
+        ctl("%s restarted", how[k]);
+        ctl("restart restarted"); /* pg_ctl -w: returns once it accepts connections */
+        errors += count_errors(b, how[k], 50);
+        ops += 50 * 6;
+    }
+    fill_pool(b);
+    PGconn *q = PQconnectdb(u);
+    assert_int_equal(PQstatus(q), CONNECTION_OK);
+    PGresult *r = PQexec(q, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(atoi(PQgetvalue(r, 0, 0)) > 1);
+    PQclear(r);
+    PQfinish(q);
+    errors += count_errors(b, "terminate", 50);
+    ops += 50 * 6;
+    fprintf(stderr, "postgres: %d operations after 2 restarts and a pg_terminate_backend with "
+                    "a full pool: %d errors\n", ops, errors);
+    assert_int_equal(errors, 0);
+    sg_backend_close(b);
+    ctl("stop restarted");
+}
+
+/* SPEC section 4: a stalled connection (packets dropped, no FIN or RST)
+ * bounds every call by command_timeout_ms, without PQcancel (which would
+ * hang on the same stalled network). */
+static void stalled_connection_fails_within_the_command_timeout(void **state)
+{
+    (void)state;
+    int fport = atoi(getenv("SG_TEST_PG_PORT_BASE")) + 3;
+    pid_t fwd = stall_start(fport, atoi(getenv("SG_TEST_PG_PORT")));
+    char u[256];
+    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres", fport);
+    sg_open_opts o = {.command_timeout_ms = 300};
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
+    int64_t worst = check_stalled_calls(b, fwd, "postgres", 300);
+    fprintf(stderr, "postgres: slowest stalled call %lld ms (command timeout 300 ms)\n",
+            (long long)worst);
+    hostile_stop(fwd);
+    sg_backend_close(b);
+}
+
 static void outage_recovery_and_fences_across_restart(void **state)
 {
     (void)state;
@@ -341,6 +402,8 @@ int main(void)
         cmocka_unit_test(ts_style_acquirer_and_this_backend_exclude_each_other),
         cmocka_unit_test(statement_timeout_is_network_timeout_without_a_ghost),
         cmocka_unit_test(outage_recovery_and_fences_across_restart),
+        cmocka_unit_test(no_error_after_restart_or_terminate_with_a_full_pool),
+        cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
     };
     return cmocka_run_group_tests_name("postgres", tests, group_setup, group_teardown);
 }

@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,7 +598,7 @@ static void on_listed(const char *key, void *ud)
         listed[n] = true;
         listed_count++;
     }
-    assert_null(strstr(key, "fence:"));
+    assert_false(!strncmp(key, "fence:syncguard:", 16)); /* a counter, never a lock */
 }
 
 static void list_pages_through_live_locks_only(void **state)
@@ -626,6 +627,86 @@ static void list_pages_through_live_locks_only(void **state)
         if (i != 7)
             assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
     freeReplyObject(cmd("DEL syncguard:junk syncguard:alist"));
+}
+
+static const char *const id_like[] = {"id:42", "id:", "id:AAAAAAAAAAAAAAAAAAAAA",
+                                      "id:AAAAAAAAAAAAAAAAAAAAAAA", "fence:x", "fence:"};
+static bool id_like_seen[6];
+static void on_id_like(const char *key, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < 6; i++)
+        if (!strcmp(key, id_like[i]))
+            id_like_seen[i] = true;
+    assert_int_not_equal(strncmp(key, "syncguard:", 10), 0);
+}
+
+/* Only real lockId index entries ("id:" + exactly 22 base64url chars) and
+ * counters are skipped by the listing: keys that merely start with "id:" or
+ * "fence:" are ordinary locks and show in ls locks/. */
+static void keys_starting_id_or_fence_are_listed(void **state)
+{
+    (void)state;
+    sg_lock locks[6];
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(sg_acquire(B, id_like[i], 10000, &locks[i], NULL), SG_OK);
+    char cursor[SG_CURSOR_LEN] = "";
+    int pages = 0;
+    do {
+        assert_int_equal(sg_list(B, cursor, 50, on_id_like, NULL, NULL), SG_OK);
+    } while (cursor[0] && ++pages < 10000);
+    for (size_t i = 0; i < 6; i++) {
+        if (!id_like_seen[i])
+            fail_msg("lock '%s' is held but not listed", id_like[i]);
+        assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
+    }
+}
+
+/* Issue 9 item 4: after a restart (clean or kill -9) every pooled connection
+ * is dead; none of that reaches a caller once PING answers again. */
+static void no_error_after_restart_with_a_full_pool(void **state)
+{
+    (void)state;
+    int p = private_port(9);
+    ctl("start restarted %d", p);
+    char u[64];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    int errors = 0, ops = 0;
+    const char *how[2] = {"stop", "kill9"};
+    for (int k = 0; k < 2; k++) {
+        fill_pool(b);
+        ctl("%s restarted", how[k]);
+        ctl("restart restarted"); /* returns once PING answers */
+        errors += count_errors(b, how[k], 50);
+        ops += 50 * 6;
+    }
+    fprintf(stderr, "redis: %d operations after 2 restarts with a full pool: %d errors\n", ops,
+            errors);
+    assert_int_equal(errors, 0);
+    sg_backend_close(b);
+    ctl("stop restarted");
+}
+
+/* SPEC section 4/7: a stalled connection (packets dropped, no FIN or RST)
+ * bounds every call by command_timeout_ms (hiredis socket timeouts). */
+static void stalled_connection_fails_within_the_command_timeout(void **state)
+{
+    (void)state;
+    pid_t fwd = stall_start(private_port(10), port);
+    char u[96];
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", private_port(10));
+    sg_open_opts o = {.command_timeout_ms = 300};
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
+    int64_t worst = check_stalled_calls(b, fwd, "redis", 300);
+    fprintf(stderr, "redis: slowest stalled call %lld ms (command timeout 300 ms)\n",
+            (long long)worst);
+    hostile_stop(fwd);
+    sg_backend_close(b);
 }
 
 /* many threads contending on one key never both hold it */
@@ -690,6 +771,9 @@ int main(void)
         cmocka_unit_test(outage_then_recovery),
         cmocka_unit_test(command_timeout_is_network_timeout),
         cmocka_unit_test(list_pages_through_live_locks_only),
+        cmocka_unit_test(keys_starting_id_or_fence_are_listed),
+        cmocka_unit_test(no_error_after_restart_with_a_full_pool),
+        cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
         cmocka_unit_test(many_threads_never_both_hold),
     };
     return cmocka_run_group_tests_name("redis", tests, group_setup, group_teardown);

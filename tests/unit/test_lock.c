@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,13 +324,13 @@ static void retry_stops_at_the_timeout(void **state)
     assert_true(elapsed < 2000); /* generous: only "does not run on past the timeout" */
 }
 
-static atomic_bool abort_flag;
+static volatile int abort_flag; /* sg_acquire_opts.abort: a plain int */
 static void *set_abort_later(void *arg)
 {
     (void)arg;
     struct timespec ts = {0, 50 * 1000000L};
     nanosleep(&ts, NULL);
-    atomic_store(&abort_flag, true);
+    __atomic_store_n(&abort_flag, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -337,7 +338,7 @@ static void abort_during_sleep_returns_aborted(void **state)
 {
     (void)state;
     always_contended();
-    atomic_store(&abort_flag, false);
+    __atomic_store_n(&abort_flag, 0, __ATOMIC_RELEASE);
     sg_acquire_opts o = {.timeout_ms = 60000, .retry_delay_ms = 30000,
                          .jitter = SG_JITTER_NONE, .abort = &abort_flag};
     pthread_t t;
@@ -354,7 +355,7 @@ static void abort_during_sleep_returns_aborted(void **state)
 static void abort_before_first_attempt_makes_no_call(void **state)
 {
     (void)state;
-    atomic_store(&abort_flag, true);
+    __atomic_store_n(&abort_flag, 1, __ATOMIC_RELEASE);
     sg_acquire_opts o = {.abort = &abort_flag};
     sg_error err;
     assert_int_equal(sg_acquire_retry(&B, "k", 1000, &o, NULL, &err), SG_ERROR);
