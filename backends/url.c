@@ -299,7 +299,7 @@ static sg_status parse_hosts(const char *s, span a, sg_url *u, sg_error *err)
     if (!u->hosts)
         return oom(err);
     size_t i = a.off, end = a.off + a.len;
-    while (u->n_hosts < count) {
+    while (i <= end && u->n_hosts < count) { /* count may include commas inside [] */
         size_t item_end = i;
         if (s[i] == '[') {
             while (item_end < end && s[item_end] != ']')

@@ -368,38 +368,6 @@ static void hostile_http_replies_are_errors_not_crashes(void **state)
     }
 }
 
-static void emulator_outage_then_recovery(void **state)
-{
-    (void)state;
-    int port = atoi(getenv("SG_TEST_FS_PORT_BASE"));
-    char cmd[512], host[64];
-    snprintf(cmd, sizeof cmd, "%s start outage %d", getenv("SG_FS_CTL"), port);
-    assert_int_equal(system(cmd), 0);
-    snprintf(host, sizeof host, "127.0.0.1:%d", port);
-    setenv("FIRESTORE_EMULATOR_HOST", host, 1);
-    sg_backend *b;
-    sg_error err;
-    assert_int_equal(sg_backend_open(url, NULL, &b, &err), SG_OK);
-    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
-    sg_lock a;
-    if (sg_acquire(b, "fs-outage", 10000, &a, &err) != SG_OK)
-        fail_msg("first acquire: %s", err.message);
-    snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(sg_acquire(b, "fs-outage-2", 10000, NULL, &err), SG_ERROR);
-    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
-    assert_int_equal(sg_extend(b, a.lock_id, 10000, NULL, &err), SG_ERROR);
-    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
-    snprintf(cmd, sizeof cmd, "%s start outage %d", getenv("SG_FS_CTL"), port);
-    assert_int_equal(system(cmd), 0);
-    if (sg_acquire(b, "fs-outage-2", 10000, &a, &err) != SG_OK)
-        fail_msg("acquire after the restart: %s (%s)", err.message, err.cause);
-    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
-    sg_backend_close(b);
-    snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
-    assert_int_equal(system(cmd), 0);
-}
-
 /* Like "until PING answers" for the other servers: the emulator's first
  * document requests after a start can take seconds (JVM warm-up), so wait,
  * through a backend of its own, until one is served. */
@@ -416,6 +384,40 @@ static void wait_until_serving(const char *host)
         st = sg_lookup_key(w, "warm-up", &info, &err);
     assert_int_not_equal(st, SG_ERROR);
     sg_backend_close(w);
+}
+
+static void emulator_outage_then_recovery(void **state)
+{
+    (void)state;
+    int port = atoi(getenv("SG_TEST_FS_PORT_BASE"));
+    char cmd[512], host[64];
+    snprintf(cmd, sizeof cmd, "%s start outage %d", getenv("SG_FS_CTL"), port);
+    assert_int_equal(system(cmd), 0);
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    wait_until_serving(host);
+    setenv("FIRESTORE_EMULATOR_HOST", host, 1);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(url, NULL, &b, &err), SG_OK);
+    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+    sg_lock a;
+    if (sg_acquire(b, "fs-outage", 10000, &a, &err) != SG_OK)
+        fail_msg("first acquire: %s", err.message);
+    snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(sg_acquire(b, "fs-outage-2", 10000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    assert_int_equal(sg_extend(b, a.lock_id, 10000, NULL, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
+    snprintf(cmd, sizeof cmd, "%s start outage %d", getenv("SG_FS_CTL"), port);
+    assert_int_equal(system(cmd), 0);
+    wait_until_serving(host);
+    if (sg_acquire(b, "fs-outage-2", 10000, &a, &err) != SG_OK)
+        fail_msg("acquire after the restart: %s (%s)", err.message, err.cause);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    snprintf(cmd, sizeof cmd, "%s stop outage", getenv("SG_FS_CTL"));
+    assert_int_equal(system(cmd), 0);
 }
 
 /* Issue 9 item 4: an emulator restart leaves every pooled keep-alive

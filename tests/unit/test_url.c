@@ -139,6 +139,12 @@ static void ipv6_hosts(void **state)
     parse_fails("redis://[::1]x");
     parse_fails("redis://[]:6379");
     parse_fails("redis://::1:6379"); /* unbracketed: says so */
+    parse_fails("redis://[a,b]");      /* a ',' inside brackets is not a list */
+    parse_fails("postgres://[::1,x");
+    u = parse_ok("postgres://h1,");      /* a trailing empty host, as libpq allows */
+    assert_int_equal(u.n_hosts, 2);
+    assert_string_equal(u.hosts[1].name, "");
+    sg_url_free(&u);
     parse_fails("redis://host:0");
     parse_fails("redis://host:65536");
     parse_fails("redis://host:");
