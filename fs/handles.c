@@ -126,7 +126,6 @@ handle *sgfs_handle_new(sgfs *fs, node *n, fuse_req_t req)
     h->state = H_WATCHING;
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     h->pid = sgfs_proc_tgid(ctx->pid);
-    h->pid_start = sgfs_proc_start_time(h->pid);
     h->uid = ctx->uid;
     if (n) {
         pthread_mutex_lock(&fs->mu);
@@ -299,8 +298,12 @@ sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
 {
     if (atomic_load(&fs->draining))
         return sg_error_set(e, SG_E_SERVICE_UNAVAILABLE, "shutting down: no new locks");
+    /* the opener's identity, for the journal and on_loss (read once, outside mu) */
+    uint64_t start = h->pid_start ? 0 : sgfs_proc_start_time(h->pid);
     pthread_mutex_lock(&fs->mu);
     begin_op(fs, h);
+    if (!h->pid_start)
+        h->pid_start = start;
     pthread_mutex_unlock(&fs->mu);
     for (int round = 0;; round++) {
         sg_lock lock;

@@ -63,7 +63,7 @@ struct handle {
     bool posix;            /* owned through a POSIX lock of posix_owner (mu) */
     uint64_t posix_owner;
     pid_t pid;             /* the process that opened it (init) */
-    uint64_t pid_start;    /* its start time: identity for on_loss (init) */
+    uint64_t pid_start;    /* its start time, read at the first acquire (mu) */
     uid_t uid;             /* who acquired it (mu), else the opener */
     struct fuse_pollhandle *ph; /* (mu) */
     char *snap;            /* read snapshot, built at offset 0 (mu) */

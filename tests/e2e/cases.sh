@@ -406,18 +406,28 @@ case_access_allow_other_lockgroup_sticky() {
 case_secrets_stay_out_of_mounts_and_ps() {
     [ "$BACKEND" = redis ] || exit 77
     local port=$((SG_TEST_REDIS_PORT_BASE + 20))
-    "$SG_REDIS_CTL" start e2eauth "$port" --requirepass 'Sup3r-s3cret'
-    URL="redis://:Sup3r-s3cret@127.0.0.1:$port"
+    # '@' and ':' inside the password: no fragment of it may show anywhere
+    "$SG_REDIS_CTL" start e2eauth "$port" --requirepass 'Sup3r@s3cr3t:x'
+    URL="redis://:Sup3r@s3cr3t:x@127.0.0.1:$port"
     start_daemon "$M1" "$T/state1"
     local pid; pid="$(cat "$T/m1.pid")"
-    grep -q "Sup3r" /proc/mounts && fail "password in /proc/mounts"
-    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "Sup3r" && fail "password in argv (ps)"
+    grep -qE "Sup3r|s3cr3t" /proc/mounts && fail "password in /proc/mounts: $(grep " $M1 " /proc/mounts)"
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qE "Sup3r|s3cr3t" && fail "password in argv (ps)"
     grep " $M1 " /proc/mounts | grep -q "redis://127.0.0.1:$port" || fail "fsname: $(grep " $M1 " /proc/mounts)"
     exec 9>"$M1/locks/$RUN-pw" || fail "mount with a password does not work"
     exec 9>&-
-    grep -q "Sup3r" "$T/m1.log" && fail "password in the log"
+    grep -qE "Sup3r|s3cr3t" "$T/m1.log" && fail "password in the log"
+    grep -qE "Sup3r|s3cr3t" "$M1/metrics" && fail "password in the metrics"
+    # a password file readable by others works, with a warning
+    printf '%s' 'Sup3r@s3cr3t:x' > "$T/pw"; chmod 0644 "$T/pw"
+    URL="redis://127.0.0.1:$port"
+    start_daemon "$M2" "$T/state2" "password_file=$T/pw"
+    exec 9>"$M2/locks/$RUN-pw2" || fail "mount with password_file does not work"
+    exec 9>&-
+    grep -qi "readable" "$T/m2.log" || fail "no warning about a world-readable password_file: $(cat "$T/m2.log")"
+    grep -qE "Sup3r|s3cr3t" "$T/m2.log" && fail "password in the log"
     "$SG_REDIS_CTL" stop e2eauth
-    ok "the password is in neither /proc/mounts, argv nor the log"
+    ok "a password with '@' and ':' is in neither /proc/mounts, argv, metrics nor the log; a readable password_file is warned about"
 }
 
 case_backend_outage_then_recovery() {
