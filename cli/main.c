@@ -163,8 +163,11 @@ int cli_acquire_wait(sg_backend *b, const char *key, int64_t ttl_ms, int64_t wai
     sigemptyset(&sa.sa_mask);
     struct sigaction old[3];
     const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &sa, &old[i]);
+    for (int i = 0; i < 3; i++) { /* an ignored signal stays ignored (nohup, & in sh) */
+        sigaction(sigs[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
 
     sg_error err;
     sg_status st;
@@ -507,8 +510,9 @@ static int cmd_list(sg_backend *b, cmd_args *a)
                 puts(text);
             }
         }
-        free(l.keys[i]);
     }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.keys[i]);
     free(l.keys);
     if (arr) {
         cJSON *o = cJSON_CreateObject();
