@@ -3,6 +3,7 @@
  * (run.c). Exit statuses: 0 ok, 1 absent/free/not acquired, 2 errors. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -53,6 +54,7 @@ static const char usage[] =
     "run exits with CMD's status (128+N if killed by signal N). See syncguard(1).\n";
 
 static bool json_out;
+static bool stdout_closed; /* at start: acquire would print its lockId to nobody */
 
 /* ---- errors and logging ---- */
 int cli_fail(const sg_error *e)
@@ -270,9 +272,12 @@ static int cmd_acquire(sg_backend *b, cmd_args *a)
         return usage_error("acquire takes one KEY");
     if (!a->ttl_set)
         return usage_error("acquire needs -t TTL (the lock outlives this command)");
+    if (stdout_closed)
+        return cli_failf("acquire: stdout is closed, nobody would learn the lockId");
     char key[SG_KEY_MAX + 1];
     if (normalize_key(a->pos[0], key))
         return CLI_EXIT_ERROR;
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout must fail a write, not kill us holding */
     sg_lock lock;
     int rc = cli_acquire_wait(b, key, a->ttl_ms, a->wait_ms, a->conflict_code, &lock);
     if (rc != CLI_EXIT_OK)
@@ -288,11 +293,12 @@ static int cmd_acquire(sg_backend *b, cmd_args *a)
         print_lock_text(lock.key, lock.fence, lock.acquired_at_ms, lock.expires_at_ms,
                         lock.lock_id);
     }
-    if (fflush(stdout) != 0 || rc != CLI_EXIT_OK) {
+    if (fflush(stdout) != 0 || ferror(stdout) || rc != CLI_EXIT_OK) {
         /* nobody learnt the lockId: do not leave the lock behind */
+        int e = errno;
         sg_error err;
         sg_release(b, lock.lock_id, &err);
-        return cli_failf("could not print the lock (%s); released it", strerror(errno));
+        return cli_failf("could not print the lock (%s); released it", strerror(e));
     }
     return CLI_EXIT_OK;
 }
@@ -655,6 +661,19 @@ int main(int argc, char **argv)
     globals g = {.url = NULL};
     cmd_args a = {.ttl_ms = SG_TTL_DEFAULT_MS, .wait_ms = CLI_WAIT_FOREVER,
                   .conflict_code = CLI_EXIT_ABSENT, .on_loss_signal = SIGTERM};
+    /* A closed 0/1/2 would be reused by a backend socket, and our output
+     * would go to the server: hold them with /dev/null instead. */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            continue;
+        if (fd == STDOUT_FILENO)
+            stdout_closed = true;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) { /* cannot happen: open takes the lowest free fd */
+            close(n);
+            return CLI_EXIT_ERROR;
+        }
+    }
     cli_run_snapshot_fds();
     sg_log_set(log_hook, NULL);
     int next;

@@ -63,7 +63,10 @@ static void on_lost(const char *lock_id, const sg_error *err, void *ud)
     (void)lock_id;
     loss *l = ud;
     pthread_mutex_lock(&l->mu);
-    snprintf(l->why, sizeof l->why, "%s", err && err->message[0] ? err->message : "lock lost");
+    if (err && err->cause[0])
+        snprintf(l->why, sizeof l->why, "%.120s: %.120s", err->message, err->cause);
+    else
+        snprintf(l->why, sizeof l->why, "%s", err && err->message[0] ? err->message : "lock lost");
     pthread_mutex_unlock(&l->mu);
     uint64_t one = 1;
     while (write(l->fd, &one, sizeof one) < 0 && errno == EINTR)
@@ -92,9 +95,19 @@ static int set_env(const sg_lock *lock)
 static void __attribute__((noreturn))
 exec_cmd(char **cmd, bool tty, const sigset_t *mask)
 {
-    for (int fd = 3; fd < FD_TRACKED; fd++) /* close() is async-signal-safe */
-        if (!inherited_fd[fd])
-            close(fd);
+    for (int fd = 3; fd < FD_TRACKED;) { /* runs of ours: one close_range each */
+        if (inherited_fd[fd]) {
+            fd++;
+            continue;
+        }
+        int last = fd;
+        while (last + 1 < FD_TRACKED && !inherited_fd[last + 1])
+            last++;
+        if (close_range((unsigned)fd, (unsigned)last, 0) < 0)
+            for (int f = fd; f <= last; f++) /* kernels before 5.9 */
+                close(f);
+        fd = last + 1;
+    }
     setpgid(0, 0);
     if (tty)
         tcsetpgrp(STDIN_FILENO, getpid()); /* SIGTTOU is still blocked here */

@@ -207,6 +207,8 @@ case_errors_exit_2_nothing_held() {
     expect_rc 2 "$SG" run "$k"                                         # no CMD
     expect_rc 2 "$SG" frobnicate
     expect_rc 2 env -u SYNCGUARD_BACKEND "$SG" status "$k"
+    expect_rc 2 "$SG" acquire -t 30s "$k-closed" >&-                  # nobody would see the lockId
+    expect_rc 2 "$SG" acquire -t 30s "$k-full" > /dev/full
     [ "$("$SG" run "" true 2>&1 | wc -l)" -eq 1 ] || fail "not a one-line message"
     nothing_held "$RUN"
     ok "bad URL, backend down, bad TTL, bad key, usage: exit 2, one line, nothing held"
