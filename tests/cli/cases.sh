@@ -166,6 +166,18 @@ case_run_forwards_signals() {
     ok "TERM and HUP sent to syncguard run reach CMD; run exits with CMD's status and releases"
 }
 
+case_run_gives_cmd_the_terminal() {
+    command -v script >/dev/null || exit 77
+    local k="$RUN-tty"
+    # script(1) runs the line on a new pty, as a terminal session's foreground job
+    script -qec "\"$SG\" run $k sh -c 'ps -o pgid=,tpgid= -p \$\$' > $T/in; ps -o pgid=,tpgid= -p \$\$ > $T/out" /dev/null >/dev/null
+    read -r pgid tpgid < "$T/in"
+    [ "$pgid" = "$tpgid" ] || fail "CMD (group $pgid) is not the terminal's foreground group ($tpgid)"
+    read -r pgid tpgid < "$T/out"
+    [ "$pgid" = "$tpgid" ] || fail "the terminal was not given back (group $pgid, foreground $tpgid)"
+    ok "on a terminal CMD's process group is the foreground one, and the terminal is given back"
+}
+
 case_run_against_a_mount() {
     local M="$T/m1" k="$RUN-mnt" rc
     start_mount "$M"
