@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 case_acquire_extend_release_across_processes() {
     local k="$RUN-lease" out id exp1 exp2
-    out="$("$SG" acquire -t 10s "$k")"
+    out="$("$SG" acquire -t 30s "$k")"
     id="$(field lockId <<<"$out")"
     [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || fail "no lockId in: $out"
     [[ "$(field fence <<<"$out")" =~ ^[0-9]{15}$ ]] || fail "no fence in: $out"
@@ -13,17 +13,17 @@ case_acquire_extend_release_across_processes() {
     exp1="$(field expiresAtMs <<<"$out")"
     expect_rc 0 is_held "$k"
     # another process, lockId from the environment
-    out="$(SYNCGUARD_LOCK_ID="$id" "$SG" extend 60s)"
+    out="$(SYNCGUARD_LOCK_ID="$id" "$SG" extend 5m)"
     exp2="$(field expiresAtMs <<<"$out")"
-    [ "$exp2" -gt $((exp1 + 40000)) ] || fail "extend did not move the expiry: $exp1 -> $exp2"
+    [ "$exp2" -gt $((exp1 + 200000)) ] || fail "extend did not move the expiry: $exp1 -> $exp2"
     # from stdin: a bare lockId, and acquire's whole output
-    echo "$id" | "$SG" extend - 30s >/dev/null || fail "extend from stdin"
+    echo "$id" | "$SG" extend - 60s >/dev/null || fail "extend from stdin"
     "$SG" release - <<<"$out"$'\n'"lockId=$id" >/dev/null || fail "release of lock-file text from stdin"
     expect_rc 1 is_held "$k"
     expect_rc 1 "$SG" release "$id"                  # argv works too; now absent
     expect_rc 1 env SYNCGUARD_LOCK_ID="$id" "$SG" extend 5s
     # acquire's JSON on stdin
-    "$SG" --json acquire -t 10s "$k" > "$T/lease.json"
+    "$SG" --json acquire -t 60s "$k" > "$T/lease.json"
     "$SG" release - < "$T/lease.json" || fail "release from acquire's JSON"
     expect_rc 1 is_held "$k"
     expect_rc 2 "$SG" release                        # no lockId anywhere
@@ -36,8 +36,8 @@ case_status_and_list() {
     local k="$RUN-st" id
     expect_rc 1 "$SG" status "$k"
     [ -z "$("$SG" status "$k")" ] || fail "free status printed something"
-    id="$("$SG" acquire -t 10s "$k" | field lockId)"
-    "$SG" acquire -t 10s "$RUN-st2" >/dev/null
+    id="$("$SG" acquire -t 60s "$k" | field lockId)"
+    "$SG" acquire -t 60s "$RUN-st2" >/dev/null
     "$SG" status "$k" > "$T/st"
     grep -q "^lockId=" "$T/st" && fail "status shows the lockId"
     [ "$(field fence "$T/st")" = "$(backend_fields "$k" | cut -d' ' -f2)" ] || fail "status fence"
@@ -45,7 +45,7 @@ case_status_and_list() {
     [ "$("$SG" list "$RUN-st")" = "$RUN-st"$'\n'"$RUN-st2" ] || fail "list: $("$SG" list "$RUN-st")"
     "$SG" list | grep -qx "$k" || fail "list without prefix"
     # keys that need encoding print as their lock file names, one line each
-    "$SG" acquire -t 10s "$RUN/a%b"$'\n'"x" >/dev/null
+    "$SG" acquire -t 60s "$RUN/a%b"$'\n'"x" >/dev/null
     "$SG" list "$RUN/" | grep -qx "$RUN%2Fa%25b%0Ax" || fail "encoded list: $("$SG" list "$RUN/")"
     "$SG" release "$id"
     [ "$("$SG" list "$RUN-st")" = "$RUN-st2" ] || fail "released key still listed"
@@ -54,7 +54,7 @@ case_status_and_list() {
 
 case_json_parses() {
     local k="$RUN-json"
-    "$SG" --json acquire -t 10s "$k" > "$T/a.json"
+    "$SG" --json acquire -t 60s "$k" > "$T/a.json"
     python3 -m json.tool "$T/a.json" >/dev/null || fail "acquire JSON: $(cat "$T/a.json")"
     python3 - "$T/a.json" <<'PY' || fail "acquire JSON fields"
 import json, re, sys
@@ -67,7 +67,7 @@ PY
     "$SG" --json list "$RUN" | python3 -c 'import json,sys; assert json.load(sys.stdin)["keys"] == [sys.argv[1]]' "$k" ||
         fail "list JSON"
     SYNCGUARD_LOCK_ID="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lockId"])' "$T/a.json")" \
-        "$SG" --json extend 20s | python3 -m json.tool >/dev/null || fail "extend JSON"
+        "$SG" --json extend 60s | python3 -m json.tool >/dev/null || fail "extend JSON"
     "$SG" --json release - < "$T/a.json" | python3 -m json.tool >/dev/null || fail "release JSON"
     local rc=0
     "$SG" --json status "$k" > "$T/s.json" || rc=$?
@@ -110,7 +110,7 @@ case_run_exit_status() {
 
 case_run_conflict_codes() {
     local k="$RUN-busy" id t0 t1 rc
-    id="$("$SG" acquire -t 20s "$k" | field lockId)"
+    id="$("$SG" acquire -t 60s "$k" | field lockId)"
     expect_rc 1 "$SG" run -n "$k" touch "$T/ran"
     expect_rc 9 "$SG" run -n -E 9 "$k" touch "$T/ran"
     t0=$(date +%s%N)
