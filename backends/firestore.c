@@ -814,32 +814,22 @@ static bool valid_segment(const char *s, size_t max, bool parens)
     return true;
 }
 
-static sg_status parse_url(fs_backend *fb, const char *url, sg_error *err)
+static sg_status from_url(fs_backend *fb, const sg_url *u, sg_error *err)
 {
-    char copy[1024];
-    if (strlen(url) >= sizeof copy)
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "Firestore URL too long");
-    snprintf(copy, sizeof copy, "%s", url + strlen("firestore://"));
-    char *q = strchr(copy, '?');
-    if (q)
-        *q++ = '\0';
-    char *db = strchr(copy, '/');
-    if (db)
-        *db++ = '\0';
-    if (!db || !*db)
-        db = "(default)";
-    if (!valid_segment(copy, 63, false) || !valid_segment(db, 63, true) || strchr(db, '/'))
+    const char *project = u->n_hosts == 1 && !u->hosts[0].port ? u->hosts[0].name : "";
+    const char *db = u->path && *u->path ? u->path : "(default)";
+    if (u->user || u->password)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "firestore:// URLs take no user or password (credentials come from "
+                            "GOOGLE_APPLICATION_CREDENTIALS, token_file= or metadata=1)");
+    if (!valid_segment(project, 63, false) || !valid_segment(db, 63, true))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                             "firestore://PROJECT[/DATABASE]: project and database must be "
                             "letters, digits, '-' or '_'");
-    snprintf(fb->docs, sizeof fb->docs, "projects/%.63s/databases/%.63s/documents", copy, db);
+    snprintf(fb->docs, sizeof fb->docs, "projects/%.63s/databases/%.63s/documents", project, db);
     snprintf(fb->base, sizeof fb->base, "/v1/%s", fb->docs);
-    char *save = NULL;
-    for (char *p = q ? strtok_r(q, "&", &save) : NULL; p; p = strtok_r(NULL, "&", &save)) {
-        char *v = strchr(p, '=');
-        if (!v)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed URL parameter");
-        *v++ = '\0';
+    for (size_t i = 0; i < u->n_params; i++) {
+        const char *p = u->params[i].name, *v = u->params[i].value;
         if (!strcmp(p, "collection") || !strcmp(p, "fence_collection")) {
             if (!valid_segment(v, 100, false))
                 return sg_error_set(err, SG_E_INVALID_ARGUMENT,
@@ -848,17 +838,19 @@ static sg_status parse_url(fs_backend *fb, const char *url, sg_error *err)
             snprintf(p[0] == 'c' ? fb->collection : fb->fence_collection, 128, "%s", v);
         } else if (!strcmp(p, "token_file")) {
             free(fb->token_file);
-            fb->token_file = strdup(v);
+            if (!(fb->token_file = strdup(v)))
+                return sg_error_set(err, SG_E_INTERNAL, "out of memory");
         } else if (!strcmp(p, "metadata")) {
             fb->metadata = !strcmp(v, "1") || !strcmp(v, "true");
         } else if (!strcmp(p, "timeout_ms")) {
             char *end;
             long t = strtol(v, &end, 10);
-            if (*end || t < 1 || t > 600000)
+            if (*end || end == v || t < 1 || t > 600000)
                 return sg_error_set(err, SG_E_INVALID_ARGUMENT, "timeout_ms must be 1..600000");
             fb->timeout_ms = t;
         } else {
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'", p);
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'",
+                                sg_url_secret_name(p, strlen(p)) ? "(a secret)" : p);
         }
     }
     if (!strcmp(fb->collection, fb->fence_collection))
@@ -867,7 +859,7 @@ static sg_status parse_url(fs_backend *fb, const char *url, sg_error *err)
     return SG_OK;
 }
 
-sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                             sg_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -883,7 +875,7 @@ sg_status sg_firestore_open(const char *url, const sg_open_opts *opts, sg_backen
     snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
     fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
     fb->connect_timeout_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
-    sg_status st = parse_url(fb, url, err);
+    sg_status st = from_url(fb, url, err);
     const char *emu = getenv("FIRESTORE_EMULATOR_HOST");
     if (st == SG_OK && emu && *emu) {
         /* host:port only: the emulator is plain HTTP, with no credentials at all */

@@ -21,11 +21,15 @@
 #define PG_LIMIT 1700
 #define SKEY_MAX 1800
 
+#define PG_MAX_PARAMS 64
+
 typedef struct pg_backend {
-    char *conninfo;         /* the URL without this project's parameters */
-    char *password;         /* from options, never logged */
+    /* libpq keywords/values (NULL-terminated; later ones win): our defaults,
+     * then the URL's, then the password from options. Never logged. */
+    char *kw[PG_MAX_PARAMS + 1], *kv[PG_MAX_PARAMS + 1];
+    int n_kv;
     char table[64], fence_table[64];
-    int command_timeout_ms, connect_timeout_s;
+    int command_timeout_ms;
     sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
 } pg_backend;
 
@@ -135,60 +139,111 @@ static bool valid_identifier(const char *s)
     return true;
 }
 
-/* Take table=, fence_table=, command_timeout_ms= out of the URL's query. */
-static sg_status split_url(pg_backend *pb, const char *url, sg_error *err)
+static sg_status add_kv(pg_backend *pb, const char *k, const char *v, sg_error *err)
 {
-    const char *q = strchr(url, '?');
-    size_t base = q ? (size_t)(q - url) : strlen(url);
-    char *out = malloc(strlen(url) + 1);
-    if (!out)
+    if (pb->n_kv >= PG_MAX_PARAMS)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "too many connection parameters");
+    char *ks = strdup(k), *vs = strdup(v);
+    if (!ks || !vs) {
+        free(ks);
+        free(vs);
         return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    memcpy(out, url, base);
-    size_t n = base;
-    char sep = '?';
-    for (const char *p = q ? q + 1 : NULL; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        char item[256];
-        if (len < sizeof item) {
-            memcpy(item, p, len);
-            item[len] = '\0';
-        } else {
-            item[0] = '\0';
-        }
-        if (!strncmp(item, "table=", 6) || !strncmp(item, "fence_table=", 12)) {
-            const char *v = strchr(item, '=') + 1;
-            if (!valid_identifier(v)) {
-                free(out);
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "table names must be lowercase SQL identifiers "
-                                    "([a-z_][a-z0-9_]*, at most 48 bytes)");
-            }
-            snprintf(item[0] == 't' ? pb->table : pb->fence_table, sizeof pb->table, "%s", v);
-        } else if (!strncmp(item, "command_timeout_ms=", 19)) {
-            char *end;
-            long v = strtol(item + 19, &end, 10);
-            if (*end || end == item + 19 || v < 1 || v > 3600000) {
-                free(out);
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "command_timeout_ms must be 1..3600000");
-            }
-            pb->command_timeout_ms = (int)v;
-        } else {
-            out[n++] = sep;
-            memcpy(out + n, p, len);
-            n += len;
-            sep = '&';
-        }
-        p = amp ? amp + 1 : NULL;
     }
-    out[n] = '\0';
-    pb->conninfo = out;
-    if (!strcmp(pb->table, pb->fence_table)) {
-        free(out);
-        pb->conninfo = NULL;
+    pb->kw[pb->n_kv] = ks;
+    pb->kv[pb->n_kv++] = vs;
+    return SG_OK;
+}
+
+/* This project's parameters (table=, fence_table=, command_timeout_ms=),
+ * which libpq would reject; *ours tells whether name is one of them. */
+static sg_status own_param(pg_backend *pb, const char *name, const char *v, bool *ours,
+                           sg_error *err)
+{
+    *ours = true;
+    if (!strcmp(name, "table") || !strcmp(name, "fence_table")) {
+        if (!valid_identifier(v))
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "table names must be lowercase SQL identifiers "
+                                "([a-z_][a-z0-9_]*, at most 48 bytes)");
+        snprintf(name[0] == 't' ? pb->table : pb->fence_table, sizeof pb->table, "%s", v);
+    } else if (!strcmp(name, "command_timeout_ms")) {
+        char *end;
+        long t = strtol(v, &end, 10);
+        if (*end || end == v || t < 1 || t > 3600000)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                "command_timeout_ms must be 1..3600000");
+        pb->command_timeout_ms = (int)t;
+    } else {
+        *ours = false;
+    }
+    return SG_OK;
+}
+
+/* "a,b,c" from the hosts' names or ports into out (size bytes). */
+static bool join_hosts(const sg_url *u, bool ports, char *out, size_t size)
+{
+    size_t j = 0;
+    bool any = false;
+    out[0] = '\0';
+    for (size_t i = 0; i < u->n_hosts; i++) {
+        char item[300] = "";
+        if (ports && u->hosts[i].port)
+            snprintf(item, sizeof item, "%d", u->hosts[i].port);
+        else if (!ports)
+            snprintf(item, sizeof item, "%s", u->hosts[i].name);
+        any = any || item[0];
+        int n = snprintf(out + j, size - j, "%s%s", i ? "," : "", item);
+        if (n < 0 || (size_t)n >= size - j)
+            return false;
+        j += (size_t)n;
+    }
+    return any;
+}
+
+/* The libpq parameters from the parsed URL (url.c): a postgres:// URI's
+ * hosts, ports, user, password, dbname and query, or a key=value string's
+ * items, minus this project's own parameters; our defaults come first so
+ * the URL can override them. */
+static sg_status build_params(pg_backend *pb, const sg_url *u, int connect_timeout_s,
+                              const char *password, sg_error *err)
+{
+    for (size_t i = 0; i < u->n_params; i++) {
+        bool ours;
+        if (own_param(pb, u->params[i].name, u->params[i].value, &ours, err) != SG_OK)
+            return SG_ERROR;
+    }
+    if (!strcmp(pb->table, pb->fence_table))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT, "table and fence_table must differ");
+    char cto[16];
+    snprintf(cto, sizeof cto, "%d", connect_timeout_s);
+    if (add_kv(pb, "connect_timeout", cto, err) != SG_OK)
+        return SG_ERROR;
+    if (u->kind == SG_URL_POSTGRES) {
+        char list[2048];
+        if (u->n_hosts && join_hosts(u, false, list, sizeof list) &&
+            add_kv(pb, "host", list, err) != SG_OK)
+            return SG_ERROR;
+        if (u->n_hosts && join_hosts(u, true, list, sizeof list) &&
+            add_kv(pb, "port", list, err) != SG_OK)
+            return SG_ERROR;
+        if ((u->user && add_kv(pb, "user", u->user, err) != SG_OK) ||
+            (u->password && add_kv(pb, "password", u->password, err) != SG_OK) ||
+            (u->path && *u->path && add_kv(pb, "dbname", u->path, err) != SG_OK))
+            return SG_ERROR;
     }
+    for (size_t i = 0; i < u->n_params; i++) {
+        const char *k = u->params[i].name, *v = u->params[i].value;
+        bool ours;
+        own_param(pb, k, v, &ours, NULL);
+        if (ours)
+            continue;
+        if (u->kind == SG_URL_POSTGRES && !strcmp(k, "ssl") && !strcmp(v, "true"))
+            k = "sslmode", v = "require"; /* libpq's URI alias */
+        if (add_kv(pb, k, v, err) != SG_OK)
+            return SG_ERROR;
+    }
+    if (password && add_kv(pb, "password", password, err) != SG_OK)
+        return SG_ERROR;
     return SG_OK;
 }
 
@@ -275,12 +330,8 @@ static sg_status prepare_all(pg_backend *pb, PGconn *c, sg_error *err)
 static void *connect_one(void *ud, sg_error *err)
 {
     pg_backend *pb = ud;
-    char cto[16];
-    snprintf(cto, sizeof cto, "%d", pb->connect_timeout_s);
-    /* later keywords win: the URL's own connect_timeout overrides ours */
-    const char *keys[] = {"connect_timeout", "dbname", pb->password ? "password" : NULL, NULL};
-    const char *vals[] = {cto, pb->conninfo, pb->password, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    pb->kw[pb->n_kv] = pb->kv[pb->n_kv] = NULL;
+    PGconn *c = PQconnectdbParams((const char *const *)pb->kw, (const char *const *)pb->kv, 0);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         conn_error(c, err);
         PQfinish(c);
@@ -546,11 +597,11 @@ static void p_close(sg_backend *b)
 {
     pg_backend *pb = b->impl;
     sg_pool_destroy(&pb->pool);
-    if (pb->password) {
-        explicit_bzero(pb->password, strlen(pb->password));
-        free(pb->password);
+    for (int i = 0; i < pb->n_kv; i++) {
+        free(pb->kw[i]);
+        explicit_bzero(pb->kv[i], strlen(pb->kv[i]));
+        free(pb->kv[i]);
     }
-    free(pb->conninfo);
     free(pb);
     free(b);
 }
@@ -581,9 +632,8 @@ static sg_status exec_simple(PGconn *c, const char *sql, sg_error *err)
 /* Create the tables and SyncGuard's indexes when missing (idempotent). */
 static sg_status setup_schema(pg_backend *pb, sg_error *err)
 {
-    const char *keys[] = {"dbname", pb->password ? "password" : NULL, NULL};
-    const char *vals[] = {pb->conninfo, pb->password, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    pb->kw[pb->n_kv] = pb->kv[pb->n_kv] = NULL;
+    PGconn *c = PQconnectdbParams((const char *const *)pb->kw, (const char *const *)pb->kv, 0);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         sg_status st = conn_error(c, err);
         PQfinish(c);
@@ -621,7 +671,7 @@ static sg_status setup_schema(pg_backend *pb, sg_error *err)
     return st;
 }
 
-sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                            sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
@@ -634,10 +684,8 @@ sg_status sg_postgres_open(const char *url, const sg_open_opts *opts, sg_backend
     snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");
     pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 5000;
-    pb->connect_timeout_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
-    if (o.password)
-        pb->password = strdup(o.password);
-    sg_status st = split_url(pb, url, err);
+    int cto_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
+    sg_status st = build_params(pb, url, cto_s, o.password, err);
     if (st == SG_OK)
         st = setup_schema(pb, err);
     if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */

@@ -94,15 +94,20 @@ static const char LOOKUP_ID_LUA[] =
     "return {d.lockId, d.expiresAtMs, d.acquiredAtMs, d.key, d.fence}\n";
 
 /* ARGV cursor, match pattern, count, "prefix:" (or ""), tolerance
- * → {next cursor, user keys of live locks...}. Skips index and counter keys
- * and anything that is not a lock record. */
+ * → {next cursor, user keys of live locks...}. Skips exactly the reserved
+ * keys (SPEC section 4): index entries "prefix:id:" + 22 base64url chars and
+ * counters "prefix:fence:prefix:" (any "fence:" when the prefix is empty) —
+ * a user's "id:42" or "fence:x" is an ordinary lock — and anything that is
+ * not a lock record. */
 static const char LIST_LUA[] =
     LUA_NOW
     "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
     "local out = {r[1]}\n"
-    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:'\n"
+    "local idp, fp = ARGV[4] .. 'id:', ARGV[4] .. 'fence:' .. ARGV[4]\n"
     "for _, k in ipairs(r[2]) do\n"
-    "  if string.sub(k, 1, #idp) ~= idp and string.sub(k, 1, #fp) ~= fp then\n"
+    "  local id = string.sub(k, 1, #idp) == idp and string.sub(k, #idp + 1)\n"
+    "  local index = id and #id == 22 and string.find(id, '^[A-Za-z0-9_-]+$') ~= nil\n"
+    "  if not index and string.sub(k, 1, #fp) ~= fp then\n"
     "    local v = redis.pcall('GET', k)\n"
     "    if type(v) == 'string' then\n"
     "      local ok, d = pcall(cjson.decode, v)\n"
@@ -544,45 +549,10 @@ static const sg_backend_ops redis_ops = {
     .close = r_close,
 };
 
-/* ---- URL parsing ---- */
-static int hexval(char c)
+/* ---- configuration from the parsed URL (url.c) ---- */
+static bool parse_int(const char *s, long lo, long hi, long *out)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode n bytes of s into a new string; NULL if malformed or %00. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[j++] = s[i];
-            continue;
-        }
-        int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-            free(out);
-            return NULL;
-        }
-        out[j++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    out[j] = '\0';
-    return out;
-}
-
-static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
-{
+    size_t n = strlen(s);
     if (n == 0 || n > 10)
         return false;
     long v = 0;
@@ -597,135 +567,74 @@ static bool parse_int(const char *s, size_t n, long lo, long hi, long *out)
     return true;
 }
 
-/* Query string: prefix, db, connect_timeout_ms, command_timeout_ms, password_file. */
-static sg_status parse_query(redis_backend *rb, const char *q, char **pwfile, sg_error *err)
+/* Query parameters: prefix, db, connect_timeout_ms, command_timeout_ms,
+ * password_file (*pwfile points into u). */
+static sg_status apply_params(redis_backend *rb, const sg_url *u, const char **pwfile,
+                              sg_error *err)
 {
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        if (!eq)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed query parameter in URL");
-        size_t klen = (size_t)(eq - q), vlen = len - klen - 1;
-        const char *v = eq + 1;
+    for (size_t i = 0; i < u->n_params; i++) {
+        const char *k = u->params[i].name, *v = u->params[i].value;
         long n;
-        char *dv = pct_decode(v, vlen);
-        if (!dv)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed %%-escape in URL query");
-        sg_status st = SG_OK;
-        if (klen == 6 && !strncmp(q, "prefix", 6)) {
-            if (strlen(dv) >= sizeof rb->prefix || strstr(dv, "fence:") ||
-                (strlen(dv) >= 5 && !strcmp(dv + strlen(dv) - 5, "fence")))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                  "prefix must be shorter than 256 bytes, must not contain "
-                                  "'fence:' nor end with 'fence'");
-            else
-                snprintf(rb->prefix, sizeof rb->prefix, "%s", dv);
-        } else if (klen == 2 && !strncmp(q, "db", 2)) {
-            if (!parse_int(dv, strlen(dv), 0, 1000000, &n))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
-            else
-                rb->db = (int)n;
-        } else if ((klen == 18 && !strncmp(q, "connect_timeout_ms", 18)) ||
-                   (klen == 18 && !strncmp(q, "command_timeout_ms", 18))) {
-            if (!parse_int(dv, strlen(dv), 1, 3600000, &n))
-                st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                  "%.18s must be 1..3600000 milliseconds", q);
-            else {
-                struct timeval *tv =
-                    q[1] == 'o' && q[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
-                tv->tv_sec = n / 1000;
-                tv->tv_usec = (n % 1000) * 1000;
-            }
-        } else if (klen == 13 && !strncmp(q, "password_file", 13)) {
-            free(*pwfile);
-            *pwfile = strdup(dv);
+        if (!strcmp(k, "prefix")) {
+            size_t len = strlen(v);
+            if (len >= sizeof rb->prefix || strstr(v, "fence:") ||
+                (len >= 5 && !strcmp(v + len - 5, "fence")))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "prefix must be shorter than 256 bytes, must not contain "
+                                    "'fence:' nor end with 'fence'");
+            snprintf(rb->prefix, sizeof rb->prefix, "%s", v);
+        } else if (!strcmp(k, "db")) {
+            if (!parse_int(v, 0, 1000000, &n))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
+            rb->db = (int)n;
+        } else if (!strcmp(k, "connect_timeout_ms") || !strcmp(k, "command_timeout_ms")) {
+            if (!parse_int(v, 1, 3600000, &n))
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "%s must be 1..3600000 milliseconds", k);
+            struct timeval *tv = k[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
+            tv->tv_sec = n / 1000;
+            tv->tv_usec = (n % 1000) * 1000;
+        } else if (!strcmp(k, "password_file")) {
+            *pwfile = v;
         } else {
-            st = sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.*s'",
-                              (int)(klen > 40 ? 40 : klen), q);
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'",
+                                sg_url_secret_name(k, strlen(k)) ? "(a secret)" : k);
         }
-        free(dv);
-        if (st != SG_OK)
-            return st;
-        q = amp ? amp + 1 : NULL;
     }
     return SG_OK;
 }
 
-static sg_status parse_url(redis_backend *rb, const char *url, char **pwfile, sg_error *err)
+static sg_status from_url(redis_backend *rb, const sg_url *u, const char **pwfile,
+                          sg_error *err)
 {
-    const char *q = strchr(url, '?');
-    size_t main_len = q ? (size_t)(q - url) : strlen(url);
-    if (q && parse_query(rb, q + 1, pwfile, err) != SG_OK)
+    if (apply_params(rb, u, pwfile, err) != SG_OK)
         return SG_ERROR;
-    if (!strncasecmp(url, "unix://", 7)) {
-        size_t n = main_len - 7;
-        if (n == 0 || url[7] != '/' || n >= sizeof rb->socket_path)
+    if ((u->user && !(rb->user = strdup(u->user))) ||
+        (u->password && !(rb->password = strdup(u->password))))
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    if (u->kind == SG_URL_UNIX) {
+        if (u->n_hosts || !u->path || u->path[0] != '/' ||
+            strlen(u->path) >= sizeof rb->socket_path)
             return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "unix:// URL needs an absolute socket path under 108 bytes");
-        memcpy(rb->socket_path, url + 7, n);
-        rb->socket_path[n] = '\0';
+                                "unix:// URL needs an absolute socket path under 108 bytes "
+                                "(unix:///path/redis.sock)");
+        snprintf(rb->socket_path, sizeof rb->socket_path, "%s", u->path);
         return SG_OK;
     }
-    const char *p = url + 8; /* after redis:// */
-    const char *end = url + main_len;
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = NULL;
-    for (const char *s = p; s < (slash ? slash : end); s++)
-        if (*s == '@')
-            auth_end = s; /* the last '@' before the path */
-    if (auth_end) {
-        const char *colon = memchr(p, ':', (size_t)(auth_end - p));
-        if (!colon)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "Redis URL credentials must be [user]:password@");
-        if (colon > p) {
-            rb->user = pct_decode(p, (size_t)(colon - p));
-            if (!rb->user)
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed user in URL");
-        }
-        rb->password = pct_decode(colon + 1, (size_t)(auth_end - colon - 1));
-        if (!rb->password)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed password in URL");
-        p = auth_end + 1;
-    }
-    const char *host_end = slash ? slash : end;
-    const char *port_colon = NULL;
-    if (*p == '[') { /* [ipv6] */
-        const char *rb_ = memchr(p, ']', (size_t)(host_end - p));
-        if (!rb_)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed IPv6 host in URL");
-        if ((size_t)(rb_ - p - 1) >= sizeof rb->host)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
-        memcpy(rb->host, p + 1, (size_t)(rb_ - p - 1));
-        rb->host[rb_ - p - 1] = '\0';
-        if (rb_ + 1 < host_end) {
-            if (rb_[1] != ':')
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "malformed host in URL");
-            port_colon = rb_ + 1;
-        }
-    } else {
-        port_colon = memchr(p, ':', (size_t)(host_end - p));
-        const char *he = port_colon ? port_colon : host_end;
-        if ((size_t)(he - p) >= sizeof rb->host)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
-        memcpy(rb->host, p, (size_t)(he - p));
-        rb->host[he - p] = '\0';
-    }
-    if (!rb->host[0])
-        snprintf(rb->host, sizeof rb->host, "127.0.0.1");
+    if (u->n_hosts > 1)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "one host per Redis URL (Redis Cluster is not supported)");
+    const char *host = u->n_hosts ? u->hosts[0].name : "";
+    if (strlen(host) >= sizeof rb->host)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
+    snprintf(rb->host, sizeof rb->host, "%s", *host ? host : "127.0.0.1");
     for (const char *h = rb->host; *h; h++)
         if (*h == '%' || *h == '@' || *h == '/' || (unsigned char)*h <= ' ')
             return sg_error_set(err, SG_E_INVALID_ARGUMENT, "invalid host in Redis URL");
+    rb->port = u->n_hosts && u->hosts[0].port ? u->hosts[0].port : 6379;
     long n;
-    rb->port = 6379;
-    if (port_colon) {
-        if (!parse_int(port_colon + 1, (size_t)(host_end - port_colon - 1), 1, 65535, &n))
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "port must be 1..65535");
-        rb->port = (int)n;
-    }
-    if (slash && slash + 1 < end) {
-        if (!parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &n))
+    if (u->path && *u->path) {
+        if (!parse_int(u->path, 0, 1000000, &n))
             return sg_error_set(err, SG_E_INVALID_ARGUMENT, "database must be a number");
         rb->db = (int)n;
     }
@@ -788,7 +697,7 @@ static sg_status check_durability(redis_backend *rb, bool require, sg_error *err
     return SG_OK;
 }
 
-sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **out,
+sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                         sg_error *err)
 {
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
@@ -809,8 +718,8 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
             snprintf(rb->sha[i] + 2 * j, 3, "%02x", d[j]);
     }
 
-    char *pwfile = NULL;
-    sg_status st = parse_url(rb, url, &pwfile, err);
+    const char *pwfile = NULL;
+    sg_status st = from_url(rb, url, &pwfile, err);
     if (st == SG_OK) {
         char *pw = NULL;
         if (o.password)
@@ -820,15 +729,18 @@ sg_status sg_redis_open(const char *url, const sg_open_opts *opts, sg_backend **
         else if (!rb->password && getenv("SYNCGUARD_REDIS_PASSWORD"))
             pw = strdup(getenv("SYNCGUARD_REDIS_PASSWORD"));
         if (pw) {
-            free(rb->password);
+            sg_secret_free(rb->password);
             rb->password = pw;
         }
     }
-    free(pwfile);
     if (rb->password && !rb->password[0]) { /* "redis://:@host": no password */
         free(rb->password);
         rb->password = NULL;
     }
+    if (st == SG_OK && rb->user && !rb->password)
+        st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                          "a Redis user name needs a password (redis://user:password@host, "
+                          "password_file= or SYNCGUARD_REDIS_PASSWORD)");
     if (st == SG_OK)
         st = check_durability(rb, o.require_durable_fences, err);
     if (st != SG_OK) {

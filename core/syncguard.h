@@ -207,6 +207,11 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
 void sg_backend_close(sg_backend *b);
 /* Comma-separated list of the schemes this build supports (static). */
 const char *sg_backend_schemes(void);
+/* The backend URL (any scheme, or a libpq key=value string) with every secret
+ * removed — the password in the userinfo, secret parameters (password=,
+ * sslpassword=, token=, ...) — for logs, fsname and argv; unparsable input
+ * shows only its scheme. malloc'd, caller frees; NULL on allocation failure. */
+char *sg_url_redact(const char *url);
 
 /* ---- Lock operations (single attempt; validate input before any I/O) ----- */
 /* Generates the lockId. On an unknown outcome releases it (best effort)

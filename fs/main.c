@@ -95,37 +95,15 @@ static int parse_signal(const char *v)
     return -1;
 }
 
-/* The URL without its password, for fsname and logs. */
-static void redact_url(const char *url, char *out, size_t size)
+/* Overwrite argv's URL with its redaction so ps and /proc/PID/cmdline show no
+ * secret (a redaction is never longer; the rest is zeroed). */
+static void scrub_url(char *url, const char *safe)
 {
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (!scheme || !at || (slash && slash < at)) {
-        snprintf(out, size, "%s", url);
-        return;
-    }
-    const char *user = scheme + 3;
-    const char *colon = memchr(user, ':', (size_t)(at - user));
-    const char *user_end = colon ? colon : at;
-    if (user_end > user) /* keep a user name, drop the password */
-        snprintf(out, size, "%.*s@%s", (int)(user_end - url), url, at + 1);
-    else
-        snprintf(out, size, "%.*s%s", (int)(user - url), url, at + 1);
-}
-
-/* Overwrite the password in argv memory so ps and /proc/PID/cmdline show none. */
-static void scrub_password(char *url)
-{
-    char *scheme = strstr(url, "://");
-    char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (!at || (slash && slash < at))
-        return;
-    char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    if (colon)
-        for (char *p = colon + 1; p < at; p++)
-            *p = '*';
+    size_t n = strlen(url), m = strlen(safe);
+    if (m > n)
+        m = 0;
+    memcpy(url, safe, m);
+    memset(url + m, 0, n - m);
 }
 
 /* Fold FUSE's fsname-unsafe characters (',' and '\\') out of a value. */
@@ -141,9 +119,10 @@ static void fuse_escape(const char *in, char *out, size_t size)
 }
 
 /* Heap strings of the command line, freed at any exit (early ones included). */
-static char *opt_copy, *opt_password_file, *opt_state_dir;
+static char *opt_copy, *opt_password_file, *opt_state_dir, *safe_url;
 static void free_args(void)
 {
+    free(safe_url);
     free(opt_copy);
     free(opt_password_file);
     free(opt_state_dir);
@@ -306,10 +285,13 @@ int main(int argc, char **argv)
         cfg.dirmode = cfg.allow_other ? 01777 : 0755;
     gethostname(cfg.hostname, sizeof cfg.hostname - 1);
 
-    char safe_url[2048], url_copy[4096];
-    redact_url(url, safe_url, sizeof safe_url);
+    char url_copy[8200];
+    if (!(safe_url = sg_url_redact(url))) {
+        fputs("syncguardfs: out of memory\n", stderr);
+        return 1;
+    }
     snprintf(url_copy, sizeof url_copy, "%s", url);
-    scrub_password(url); /* argv memory: what ps shows */
+    scrub_url(url, safe_url); /* argv memory: what ps shows */
 
     sg_log_set(foreground ? log_to_stderr : log_to_syslog, NULL);
     if (!foreground)

@@ -597,7 +597,7 @@ static void on_listed(const char *key, void *ud)
         listed[n] = true;
         listed_count++;
     }
-    assert_null(strstr(key, "fence:"));
+    assert_false(!strncmp(key, "fence:syncguard:", 16)); /* a counter, never a lock */
 }
 
 static void list_pages_through_live_locks_only(void **state)
@@ -626,6 +626,39 @@ static void list_pages_through_live_locks_only(void **state)
         if (i != 7)
             assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
     freeReplyObject(cmd("DEL syncguard:junk syncguard:alist"));
+}
+
+static const char *const id_like[] = {"id:42", "id:", "id:AAAAAAAAAAAAAAAAAAAAA",
+                                      "id:AAAAAAAAAAAAAAAAAAAAAAA", "fence:x", "fence:"};
+static bool id_like_seen[6];
+static void on_id_like(const char *key, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < 6; i++)
+        if (!strcmp(key, id_like[i]))
+            id_like_seen[i] = true;
+    assert_int_not_equal(strncmp(key, "syncguard:", 10), 0);
+}
+
+/* Only real lockId index entries ("id:" + exactly 22 base64url chars) and
+ * counters are skipped by the listing: keys that merely start with "id:" or
+ * "fence:" are ordinary locks and show in ls locks/. */
+static void keys_starting_id_or_fence_are_listed(void **state)
+{
+    (void)state;
+    sg_lock locks[6];
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(sg_acquire(B, id_like[i], 10000, &locks[i], NULL), SG_OK);
+    char cursor[SG_CURSOR_LEN] = "";
+    int pages = 0;
+    do {
+        assert_int_equal(sg_list(B, cursor, 50, on_id_like, NULL, NULL), SG_OK);
+    } while (cursor[0] && ++pages < 10000);
+    for (size_t i = 0; i < 6; i++) {
+        if (!id_like_seen[i])
+            fail_msg("lock '%s' is held but not listed", id_like[i]);
+        assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
+    }
 }
 
 /* many threads contending on one key never both hold it */
@@ -690,6 +723,7 @@ int main(void)
         cmocka_unit_test(outage_then_recovery),
         cmocka_unit_test(command_timeout_is_network_timeout),
         cmocka_unit_test(list_pages_through_live_locks_only),
+        cmocka_unit_test(keys_starting_id_or_fence_are_listed),
         cmocka_unit_test(many_threads_never_both_hold),
     };
     return cmocka_run_group_tests_name("redis", tests, group_setup, group_teardown);
