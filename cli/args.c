@@ -143,56 +143,19 @@ bool cli_lock_id_from_text(const char *text, size_t len, char out[SG_LOCK_ID_LEN
     return found == 1;
 }
 
-/* Where the password of scheme://user:password@host sits: [*pw, *at). */
-static bool find_password(const char *url, const char **pw, const char **at)
-{
-    const char *scheme = strstr(url, "://");
-    if (!scheme)
-        return false;
-    const char *auth = scheme + 3;
-    /* the last '@' before any query: a password may hold an unencoded '/', and
-     * over-scrubbing a path is harmless where under-scrubbing leaks */
-    size_t auth_len = strcspn(auth, "?#");
-    const char *a = NULL;
-    for (size_t k = 0; k < auth_len; k++) /* the last '@' of the authority */
-        if (auth[k] == '@')
-            a = auth + k;
-    if (!a)
-        return false;
-    const char *colon = memchr(auth, ':', (size_t)(a - auth));
-    *pw = colon ? colon + 1 : a; /* user:pw@ or pw-less user@ */
-    *at = a;
-    return true;
-}
-
-char *cli_url_redact(const char *url)
-{
-    const char *pw, *at;
-    if (!url)
-        return NULL;
-    if (!find_password(url, &pw, &at) || pw == at)
-        return strdup(url);
-    /* drop ":password"; keep a user name; "redis://:pw@h" becomes "redis://h" */
-    const char *auth = strstr(url, "://") + 3;
-    const char *user_end = pw - 1; /* the ':' */
-    size_t n = strlen(url);
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    if (user_end > auth)
-        snprintf(out, n + 1, "%.*s%s", (int)(user_end - url), url, at);
-    else
-        snprintf(out, n + 1, "%.*s%s", (int)(auth - url), url, at + 1);
-    return out;
-}
-
 void cli_scrub_url_arg(char *arg)
 {
-    const char *pw, *at;
-    if (!arg || !find_password(arg, &pw, &at))
+    if (!arg)
         return;
-    for (char *p = arg + (pw - arg); p < arg + (at - arg); p++)
-        *p = '*';
+    size_t n = strlen(arg);
+    char *safe = sg_url_redact(arg);
+    size_t m = safe ? strlen(safe) : 0;
+    if (m > n) /* cannot happen: redaction only removes */
+        m = 0;
+    if (m)
+        memmove(arg, safe, m);
+    memset(arg + m, 0, n - m);
+    free(safe);
 }
 
 void cli_key_text(const char *key, char out[CLI_KEY_TEXT_MAX])

@@ -25,11 +25,9 @@ int cli_signal_parse(const char *s);
  * is ignored. Copies it to out and returns true when exactly one valid
  * lockId is found. */
 bool cli_lock_id_from_text(const char *text, size_t len, char out[SG_LOCK_ID_LEN + 1]);
-/* The URL without its password (user kept). malloc'd, NULL on allocation failure.
- * TODO(backends): replace by sg_url_redact once branch `backends` is merged. */
-char *cli_url_redact(const char *url);
-/* Overwrite, in place, the password of a URL held in argv memory so that ps
- * and /proc/PID/cmdline show none; the string keeps its length. */
+/* Overwrite a URL held in argv memory, in place, with its redaction
+ * (sg_url_redact: no password, no secret parameter) padded with NULs, so that
+ * ps and /proc/PID/cmdline show no secret; all NULs if it cannot redact. */
 void cli_scrub_url_arg(char *arg);
 /* A key as one safe line of text: the lock file's name encoding plus %XX for
  * control bytes (a key holding a newline cannot forge a line). out needs

@@ -723,7 +723,7 @@ int main(int argc, char **argv)
             ro = (cli_run_opts){a.ttl_ms, a.wait_ms, a.conflict_code, a.on_loss_signal,
                                 a.pos[0], a.pos + (strcmp(a.pos[1], "--") ? 1 : 2)};
     }
-    char *safe_url = cli_url_redact(url);
+    char *safe_url = sg_url_redact(url);
     setup_mode = !strcmp(cmd, "setup");
     sg_backend *b = NULL;
     sg_error err;
