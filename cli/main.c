@@ -148,13 +148,13 @@ static cJSON *lock_json(const char *key, const char *fence, int64_t acquired_at_
 }
 
 /* ---- acquisition with waiting (shared with run) ---- */
-static atomic_bool wait_abort;
+static volatile int wait_abort; /* set by a signal handler */
 static volatile sig_atomic_t wait_signal;
 
 static void on_wait_signal(int sig)
 {
     wait_signal = sig;
-    atomic_store(&wait_abort, true);
+    wait_abort = 1;
 }
 
 int cli_acquire_wait(sg_backend *b, const char *key, int64_t ttl_ms, int64_t wait_ms,
@@ -185,7 +185,7 @@ int cli_acquire_wait(sg_backend *b, const char *key, int64_t ttl_ms, int64_t wai
         st = sg_acquire_retry(b, key, ttl_ms, &o, out, &err);
     }
     int rc;
-    if (st == SG_OK && atomic_load(&wait_abort)) {
+    if (st == SG_OK && wait_abort) {
         /* a signal arrived while the winning attempt was in flight: give it back */
         sg_error rel;
         if (sg_release(b, out->lock_id, &rel) == SG_ERROR)
