@@ -395,6 +395,7 @@ typedef struct sg_event {
     const char *key;                  /* raw, only with include_raw */
     const char *lock_id;              /* raw, only with include_raw */
     const sg_error *error;            /* set when the operation failed */
+    int64_t duration_us;              /* how long the backend call took */
 } sg_event;
 
 typedef void (*sg_event_fn)(const sg_event *ev, void *ud);

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct telemetry {
     sg_backend *inner;
@@ -12,13 +13,21 @@ typedef struct telemetry {
     bool include_raw;
 } telemetry;
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void emit(sg_backend *b, sg_event_type type, sg_status st, const char *key,
-                 const char *lock_id, const sg_error *err)
+                 const char *lock_id, const sg_error *err, int64_t t0_us)
 {
     telemetry *t = b->impl;
     sg_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = type;
+    ev.duration_us = now_us() - t0_us;
     ev.ok = st == SG_OK;
     if (st == SG_CONTENDED)
         ev.reason = "locked";
@@ -46,46 +55,52 @@ static sg_backend *inner(sg_backend *b)
 static sg_status t_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
                            sg_lock *out, sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = inner(b)->ops->acquire(inner(b), key, lock_id, ttl, out, err);
-    emit(b, SG_EV_ACQUIRE, st, key, lock_id, err);
+    emit(b, SG_EV_ACQUIRE, st, key, lock_id, err, t0);
     return st;
 }
 
 static sg_status t_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = inner(b)->ops->release(inner(b), lock_id, err);
-    emit(b, SG_EV_RELEASE, st, NULL, lock_id, err);
+    emit(b, SG_EV_RELEASE, st, NULL, lock_id, err, t0);
     return st;
 }
 
 static sg_status t_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64_t *exp,
                           sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = inner(b)->ops->extend(inner(b), lock_id, ttl, exp, err);
-    emit(b, SG_EV_EXTEND, st, NULL, lock_id, err);
+    emit(b, SG_EV_EXTEND, st, NULL, lock_id, err, t0);
     return st;
 }
 
 static sg_status t_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = sg_is_locked(inner(b), key, locked, err); /* the inner may have none */
-    emit(b, SG_EV_IS_LOCKED, st, key, NULL, err);
+    emit(b, SG_EV_IS_LOCKED, st, key, NULL, err, t0);
     return st;
 }
 
 static sg_status t_lookup_key(sg_backend *b, const char *key, sg_lock_info *out,
                               sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = inner(b)->ops->lookup_key(inner(b), key, out, err);
-    emit(b, SG_EV_LOOKUP, st, key, NULL, err);
+    emit(b, SG_EV_LOOKUP, st, key, NULL, err, t0);
     return st;
 }
 
 static sg_status t_lookup_id(sg_backend *b, const char *lock_id, sg_lock_info *out,
                              sg_error *err)
 {
+    int64_t t0 = now_us();
     sg_status st = inner(b)->ops->lookup_id(inner(b), lock_id, out, err);
-    emit(b, SG_EV_LOOKUP, st, NULL, lock_id, err);
+    emit(b, SG_EV_LOOKUP, st, NULL, lock_id, err, t0);
     return st;
 }
 

@@ -44,30 +44,16 @@ void sgfs_cond_wait_ms(sgfs *fs, pthread_cond_t *cv, int64_t ms)
     pthread_cond_timedwait(cv, &fs->mu, &ts);
 }
 
-/* ---- backend calls, counted ---- */
-static sg_status b_acquire(sgfs *fs, const char *key, sg_lock *lock, sg_error *e)
-{
-    int64_t t0 = metrics_now_us();
-    sg_status st = sg_acquire(fs->b, key, fs->cfg.ttl_ms, lock, e);
-    metrics_op_done(M_ACQUIRE, st, e, t0);
-    return st;
-}
-
+/* ---- backend calls (counted by the telemetry decorator, see lockfs.c) ---- */
 sg_status sgfs_b_release(sgfs *fs, const char *lock_id, sg_error *e)
 {
-    int64_t t0 = metrics_now_us();
-    sg_status st = sg_release(fs->b, lock_id, e);
-    metrics_op_done(M_RELEASE, st, e, t0);
-    return st;
+    return sg_release(fs->b, lock_id, e);
 }
 
 sg_status sgfs_b_lookup(sgfs *fs, const char *key, sg_lock_info *info, sg_error *e)
 {
-    int64_t t0 = metrics_now_us();
     memset(info, 0, sizeof *info);
-    sg_status st = sg_lookup_key_raw(fs->b, key, info, e);
-    metrics_op_done(M_LOOKUP, st, e, t0);
-    return st;
+    return sg_lookup_key_raw(fs->b, key, info, e);
 }
 
 /* ---- lease id → owning handle (mu held) ---- */
@@ -308,7 +294,7 @@ sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
     for (int round = 0;; round++) {
         sg_lock lock;
         int64_t sent = sg_monotonic_ms();
-        sg_status st = b_acquire(fs, h->node->key, &lock, e);
+        sg_status st = sg_acquire(fs->b, h->node->key, fs->cfg.ttl_ms, &lock, e);
         pthread_mutex_lock(&fs->mu);
         uint64_t stale = 0;
         if (st == SG_OK) {
@@ -353,10 +339,9 @@ int sgfs_handle_extend(sgfs *fs, handle *h, int64_t ttl_ms)
         rc = ESTALE;
     } else {
         sg_error err;
-        int64_t exp = 0, t0 = metrics_now_us();
+        int64_t exp = 0;
         sg_status st = lease ? sg_renewer_extend(fs->renewer, lease, ttl_ms, &exp, &err)
                              : sg_error_set(&err, SG_E_INTERNAL, "lock is not renewed");
-        metrics_op_done(M_EXTEND, st, &err, t0);
         pthread_mutex_lock(&fs->mu);
         if (st == SG_OK && h->state == H_OWNING) {
             h->lock.expires_at_ms = exp;

@@ -6,10 +6,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "metrics.h"
+
 sgfs *sgfs_new(sg_backend *backend, sgfs_journal *journal, const sgfs_config *cfg)
 {
+    /* every backend call, the renewer's included, feeds the metrics */
+    sg_backend *counted = sg_with_telemetry(backend, metrics_on_event, NULL, false);
+    if (counted)
+        backend = counted;
     sgfs *fs = calloc(1, sizeof *fs);
-    if (!fs || sgfs_nodes_init(fs) != 0) {
+    if (!counted || !fs || sgfs_nodes_init(fs) != 0) {
         sg_log(SG_LOG_ERR, "out of memory");
         free(fs);
         sgfs_journal_close(journal);

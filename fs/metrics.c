@@ -23,19 +23,34 @@ int64_t metrics_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void metrics_op_done(metrics_op op, sg_status st, const sg_error *err, int64_t t0_us)
+/* Count one backend call: slot 0 ok, 1 contended/absent, 2 error. */
+static void count(metrics_op op, int slot, const sg_error *err, int64_t duration_us)
 {
-    int slot = st == SG_OK ? 0 : st == SG_ERROR ? 2 : 1;
     atomic_fetch_add(&ops[op][slot], 1);
-    if (st == SG_ERROR && err && err->code <= SG_E_INTERNAL)
+    if (slot == 2 && err && err->code <= SG_E_INTERNAL)
         atomic_fetch_add(&errors[err->code], 1);
-    atomic_fetch_add(&lat_us[op], (uint64_t)(metrics_now_us() - t0_us));
+    atomic_fetch_add(&lat_us[op], (uint64_t)(duration_us > 0 ? duration_us : 0));
     atomic_fetch_add(&lat_n[op], 1);
-    if (st != SG_ERROR)
+    if (slot != 2)
         atomic_store(&backend_up, 1);
     else if (err && (err->code == SG_E_SERVICE_UNAVAILABLE || err->code == SG_E_NETWORK_TIMEOUT ||
                      err->code == SG_E_AUTH_FAILED))
         atomic_store(&backend_up, 0); /* other errors (bad input, ...) say nothing about it */
+}
+
+void metrics_op_done(metrics_op op, sg_status st, const sg_error *err, int64_t t0_us)
+{
+    count(op, st == SG_OK ? 0 : st == SG_ERROR ? 2 : 1, err, metrics_now_us() - t0_us);
+}
+
+void metrics_on_event(const sg_event *ev, void *ud)
+{
+    (void)ud;
+    metrics_op op = ev->type == SG_EV_ACQUIRE   ? M_ACQUIRE
+                    : ev->type == SG_EV_RELEASE ? M_RELEASE
+                    : ev->type == SG_EV_EXTEND  ? M_EXTEND
+                                                : M_LOOKUP;
+    count(op, ev->ok ? 0 : ev->error ? 2 : 1, ev->error, ev->duration_us);
 }
 
 void metrics_event_set(metrics_event ev, uint64_t value)
