@@ -296,6 +296,43 @@ static bool wait_hung(int n, int64_t timeout_ms)
     return ok;
 }
 
+static bool wait_releases(int lock, int n, int64_t timeout_ms)
+{
+    count_of c = {lock, n, true};
+    pthread_mutex_lock(&T.mu);
+    bool ok = wait_for(count_reached, &c, timeout_ms);
+    pthread_mutex_unlock(&T.mu);
+    return ok;
+}
+
+/* Tests assert on a copy taken under the lock: a failed assertion jumps out
+ * of the test, and must not leave T.mu held. */
+static struct {
+    entry e[64];
+    int n;
+    lost_rec lost[64];
+    int n_lost;
+} S;
+
+static void snap(void)
+{
+    pthread_mutex_lock(&T.mu);
+    memcpy(S.e, T.e, sizeof S.e);
+    S.n = T.n;
+    memcpy(S.lost, T.lost, sizeof S.lost);
+    S.n_lost = T.n_lost;
+    pthread_mutex_unlock(&T.mu);
+}
+
+static const entry *snap_entry(const char *id)
+{
+    for (int i = 0; i < S.n; i++)
+        if (!strcmp(S.e[i].id, id))
+            return &S.e[i];
+    static const entry none; /* never called */
+    return &none;
+}
+
 static int n_lost(void)
 {
     pthread_mutex_lock(&T.mu);
@@ -395,8 +432,8 @@ static void renewals_happen_about_every_third_of_the_ttl(void **state)
         sg_renewer_stats(r, &renewed, &failed, &lost);
         sleep_ms(1);
     }
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000001");
+    snap();
+    const entry *e = snap_entry("L000000000000000000001");
     int64_t prev = t0;
     for (int i = 0; i < 4; i++) {
         int64_t gap = e->extend_ms[i] - prev;
@@ -405,7 +442,6 @@ static void renewals_happen_about_every_third_of_the_ttl(void **state)
         assert_int_equal(e->ttl[i], 600);
         prev = e->extend_ms[i];
     }
-    pthread_mutex_unlock(&T.mu);
     assert_true(sg_renewer_deadline(r, lease) >= prev + 540 - 5);
     sg_renewer_stats(r, &renewed, &failed, &lost);
     assert_true(renewed >= 4);
@@ -434,15 +470,14 @@ static void transient_failure_is_retried_and_the_lease_survives(void **state)
     assert_int_equal(renewed, 1);
     assert_int_equal(failed, 2);
     assert_int_equal(lost, 0);
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000002");
+    snap();
+    const entry *e = snap_entry("L000000000000000000002");
     /* retries come after clamp(ttl/10,100,1000)/2 .. that: 50..100 ms */
     for (int i = 1; i < 3; i++) {
         int64_t gap = e->extend_ms[i] - e->returned_ms[i - 1];
         assert_between(gap, 45, 300);
     }
     int64_t third = e->extend_ms[2];
-    pthread_mutex_unlock(&T.mu);
     assert_true(sg_renewer_deadline(r, lease) >= third + 900 - 5);
     assert_true(wait_extends(2, 5, 5000)); /* renewing as usual again */
     assert_int_equal(n_lost(), 0);
@@ -459,12 +494,11 @@ static void absent_means_lost_once(void **state)
     sleep_ms(400); /* past the TTL: nothing more */
     assert_int_equal(n_lost(), 1);
     assert_int_equal(extends_of(3), 1);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(T.lost[0].lease, lease);
-    assert_string_equal(T.lost[0].lock_id, "L000000000000000000003");
-    assert_int_equal(T.lost[0].code, SG_E_INTERNAL);
-    assert_string_equal(T.lost[0].message, "lock expired or was released elsewhere");
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(S.lost[0].lease, lease);
+    assert_string_equal(S.lost[0].lock_id, "L000000000000000000003");
+    assert_int_equal(S.lost[0].code, SG_E_INTERNAL);
+    assert_string_equal(S.lost[0].message, "lock expired or was released elsewhere");
     uint64_t lost;
     sg_renewer_stats(r, NULL, NULL, &lost);
     assert_int_equal(lost, 1);
@@ -483,18 +517,16 @@ static void hung_extend_is_lost_at_the_deadline_before_it_returns(void **state)
     int64_t deadline = sg_renewer_deadline(r, lease);
     assert_int_equal(deadline, t0 + 540);
     assert_true(wait_lost(1, 5000));
-    pthread_mutex_lock(&T.mu);
-    assert_between(T.lost[0].at_ms, deadline, deadline + LATE_MS);
-    assert_int_equal(T.lost[0].hung_then, 1); /* the extend had not returned */
-    assert_int_equal(T.lost[0].code, SG_E_NETWORK_TIMEOUT);
-    assert_non_null(strstr(T.lost[0].message, "renewal deadline passed"));
-    assert_string_equal(T.lost[0].cause, "an extend was still in flight");
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_between(S.lost[0].at_ms, deadline, deadline + LATE_MS);
+    assert_int_equal(S.lost[0].hung_then, 1); /* the extend had not returned */
+    assert_int_equal(S.lost[0].code, SG_E_NETWORK_TIMEOUT);
+    assert_non_null(strstr(S.lost[0].message, "renewal deadline passed"));
+    assert_string_equal(S.lost[0].cause, "an extend was still in flight");
     let_go(); /* returns an error: nothing to release */
     sg_renewer_stop_wait(r, -1);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000004")->releases, 0);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000004")->releases, 0);
     assert_int_equal(n_lost(), 1);
 }
 
@@ -506,14 +538,13 @@ static void failing_extends_are_lost_at_the_deadline_with_the_last_error(void **
     int64_t t0 = sg_monotonic_ms();
     uint64_t lease = add(r, 5, 1000, t0);
     assert_true(wait_lost(1, 5000));
-    pthread_mutex_lock(&T.mu);
-    assert_between(T.lost[0].at_ms, t0 + 900, t0 + 900 + LATE_MS);
-    assert_int_equal(T.lost[0].lease, lease);
-    assert_non_null(strstr(T.lost[0].cause, "connection reset"));
+    snap();
+    assert_between(S.lost[0].at_ms, t0 + 900, t0 + 900 + LATE_MS);
+    assert_int_equal(S.lost[0].lease, lease);
+    assert_non_null(strstr(S.lost[0].cause, "connection reset"));
     /* renewal at ~333, then retries every 50..100 ms until the deadline */
-    int n = entry_of("L000000000000000000005")->extends;
+    int n = snap_entry("L000000000000000000005")->extends;
     assert_true(n >= 4 && n <= 13);
-    pthread_mutex_unlock(&T.mu);
     sg_renewer_stop(r);
 }
 
@@ -528,10 +559,9 @@ static void hung_extend_does_not_delay_another_lease(void **state)
     assert_true(wait_hung(1, 2000));
     assert_true(wait_extends(7, 3, 2000)); /* ~200, ~400, ~600 after t0: despite the hang */
     assert_true(wait_lost(1, 2000));
-    pthread_mutex_lock(&T.mu);
-    assert_string_equal(T.lost[0].lock_id, "L000000000000000000006");
-    assert_between(T.lost[0].at_ms, t0 + 540, t0 + 540 + LATE_MS);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_string_equal(S.lost[0].lock_id, "L000000000000000000006");
+    assert_between(S.lost[0].at_ms, t0 + 540, t0 + 540 + LATE_MS);
     assert_true(wait_extends(7, 5, 2000));
     assert_int_equal(n_lost(), 1);
     let_go();
@@ -550,14 +580,13 @@ static void deadlines_fire_on_time_when_every_worker_hangs(void **state)
     add(r, 10, 600, t0 + 100); /* fine, but no worker is free: the documented limit */
     assert_true(wait_hung(2, 2000));
     assert_true(wait_lost(3, 3000));
-    pthread_mutex_lock(&T.mu);
+    snap();
     for (int i = 0; i < 3; i++) {
-        int64_t deadline = t0 + 540 + (!strcmp(T.lost[i].lock_id, "L000000000000000000010") ? 100 : 0);
-        assert_between(T.lost[i].at_ms, deadline, deadline + LATE_MS);
-        assert_int_equal(T.lost[i].hung_then, 2);
+        int64_t deadline = t0 + 540 + (!strcmp(S.lost[i].lock_id, "L000000000000000000010") ? 100 : 0);
+        assert_between(S.lost[i].at_ms, deadline, deadline + LATE_MS);
+        assert_int_equal(S.lost[i].hung_then, 2);
     }
-    assert_int_equal(entry_of("L000000000000000000010")->extends, 0);
-    pthread_mutex_unlock(&T.mu);
+    assert_int_equal(snap_entry("L000000000000000000010")->extends, 0);
     let_go();
     sg_renewer_stop(r);
 }
@@ -578,9 +607,8 @@ static void remove_during_an_extend_ignores_its_result(void **state)
     let_go();
     sleep_ms(1100); /* past both deadlines */
     assert_int_equal(n_lost(), 0);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000012")->releases, 0); /* the caller's lock */
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000012")->releases, 0); /* the caller's lock */
     uint64_t renewed, lost;
     sg_renewer_stats(r, &renewed, NULL, &lost);
     assert_int_equal(renewed, 0);
@@ -597,10 +625,7 @@ static void late_success_after_a_deadline_loss_releases_the_lock(void **state)
     assert_true(wait_lost(1, 2000));
     assert_int_equal(sg_renewer_deadline(r, lease), 0);
     let_go(); /* the extend succeeds after all: the lock exists again */
-    count_of c = {13, 1, true};
-    pthread_mutex_lock(&T.mu);
-    assert_true(wait_for(count_reached, &c, 2000));
-    pthread_mutex_unlock(&T.mu);
+    assert_true(wait_releases(13, 1, 2000));
     uint64_t renewed;
     sg_renewer_stats(r, &renewed, NULL, NULL);
     assert_int_equal(renewed, 0); /* a late success does not count */
@@ -643,21 +668,19 @@ static void user_extend_waits_for_the_extend_in_flight_and_moves_the_deadline(vo
     pthread_join(t, NULL);
     assert_int_equal(u.st, SG_OK);
     assert_true(u.expires > sg_now_ms() + 4000);
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000014");
+    snap();
+    const entry *e = snap_entry("L000000000000000000014");
     assert_int_equal(e->extends, 2);
     assert_int_equal(e->ttl[1], 5000);
     assert_true(e->extend_ms[1] >= e->returned_ms[0]); /* one operation at a time */
     int64_t sent = e->extend_ms[1];
-    pthread_mutex_unlock(&T.mu);
     int64_t d = sg_renewer_deadline(r, lease);
     assert_true(d >= sent + 4500 - 5 && d <= sent + 4500 + 5);
     /* the new TTL is the renewal TTL: next renewal ~5000/3 later, with 5000 */
     assert_true(wait_extends(14, 3, 4000));
-    pthread_mutex_lock(&T.mu);
+    snap();
     assert_int_equal(e->ttl[2], 5000);
     assert_true(e->extend_ms[2] - sent >= 1400);
-    pthread_mutex_unlock(&T.mu);
 
     /* an error leaves the lease as it was; absent loses it */
     script(14, M_FAIL, 0, SG_OK);
@@ -695,10 +718,7 @@ static void user_extend_waiting_on_a_hung_call_returns_at_the_deadline(void **st
     assert_between(u.returned_ms, t0 + 540, t0 + 540 + LATE_MS);
     assert_int_equal(n_lost(), 1);
     let_go(); /* late success of a lost lease: released */
-    count_of c = {15, 1, true};
-    pthread_mutex_lock(&T.mu);
-    assert_true(wait_for(count_reached, &c, 2000));
-    pthread_mutex_unlock(&T.mu);
+    assert_true(wait_releases(15, 1, 2000));
     sg_renewer_stop_wait(r, -1);
 }
 
@@ -750,9 +770,8 @@ static void stop_with_a_call_in_flight_returns_at_once_and_is_safe(void **state)
     let_go(); /* the abandoned call returns into a stopped renewer: ignored */
     sleep_ms(50);
     assert_int_equal(n_lost(), 0);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000016")->releases, 0);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000016")->releases, 0);
 }
 
 /* ---- heartbeat ---- */
@@ -798,11 +817,10 @@ static void heartbeat_reports_loss_at_the_deadline_while_hung(void **state)
                                         &hb, NULL),
                      SG_OK);
     assert_true(wait_lost(1, 3000));
-    pthread_mutex_lock(&T.mu);
+    snap();
     assert_between(hb_lost_ms, t0 + 540, t0 + 541 + LATE_MS);
     assert_int_equal(hb_hung_then, 1);
     assert_int_equal(hb_code, SG_E_NETWORK_TIMEOUT);
-    pthread_mutex_unlock(&T.mu);
     let_go();
     assert_false(sg_heartbeat_stop(hb));
     assert_int_equal(atomic_load(&hb_lost), 1);
