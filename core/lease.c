@@ -673,20 +673,20 @@ sg_status sg_renewer_extend(sg_renewer *r, uint64_t id, int64_t ttl_ms, int64_t 
     if (sg_ttl_check(ttl_ms, err) != SG_OK)
         return SG_ERROR;
     pthread_mutex_lock(&r->mu);
+    r->refs++; /* the renewer outlives this call, even if stopped meanwhile */
     lease *l;
     r->op_waiters++;
     while ((l = find(r, id)) && l->state == L_BUSY)
         pthread_cond_wait(&r->op_cv, &r->mu); /* re-found each time: it may be freed */
     r->op_waiters--;
     if (!l) {
-        pthread_mutex_unlock(&r->mu);
+        unref_unlock(r);
         return SG_ABSENT;
     }
     if (l->state == L_QUEUED)
         queue_unlink(r, l);
     l->state = L_BUSY;
     set_wake(r, l);
-    r->refs++; /* the renewer outlives this call even if stopped meanwhile */
     sg_error e;
     sg_status st = extend_once(r, l, ttl_ms, true, expires_at_ms, &e);
     if (st == SG_ERROR && err)

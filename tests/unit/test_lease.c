@@ -760,13 +760,21 @@ static void stop_with_a_call_in_flight_returns_at_once_and_is_safe(void **state)
     (void)state;
     script(16, M_HANG, 0, SG_OK);
     sg_renewer *r = start(0);
-    add(r, 16, 300, sg_monotonic_ms());
+    uint64_t lease = add(r, 16, 300, sg_monotonic_ms());
     add(r, 17, 30000, sg_monotonic_ms());
     assert_true(wait_hung(1, 2000));
+    user_extend u = {.r = r, .lease = lease, .ttl = 5000};
+    pthread_t t;
+    pthread_create(&t, NULL, do_user_extend, &u); /* waits behind the hung call */
+    sleep_ms(20);
     int64_t before = sg_monotonic_ms();
     assert_false(sg_renewer_stop_wait(r, 30)); /* still in flight after 30 ms */
     int64_t took = sg_monotonic_ms() - before;
-    assert_true(took >= 25 && took < 500);
+    assert_between(took, 25, 500);
+    pthread_join(t, NULL); /* woken by the stop, not by the call */
+    assert_int_equal(u.st, SG_ABSENT);
+    assert_between(u.returned_ms - before, 0, 500);
+    assert_int_equal(extends_of(16), 1);
     let_go(); /* the abandoned call returns into a stopped renewer: ignored */
     sleep_ms(50);
     assert_int_equal(n_lost(), 0);
