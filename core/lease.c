@@ -71,16 +71,19 @@ int64_t sg_lease_retry_after_ms(int64_t ttl_ms, int64_t now_ms, int64_t deadline
 enum { L_IDLE, L_QUEUED, L_BUSY };                  /* lease.state */
 enum { F_LIVE, F_REMOVED, F_LOST, F_STOPPED };      /* lease.fate */
 #define NO_INDEX UINT32_MAX
-/* Renewals due within this many ms are taken in one wake-up of the timing
- * thread (renewing 2 ms early costs nothing; deadlines are never early). */
-#define RENEW_SLACK_MS 2
+/* Renewals due within ttl/100 (at most 20 ms) are taken in one wake-up of
+ * the timing thread: renewing that little early costs nothing and batches
+ * the wake-ups of many leases. Deadlines are never early. */
+static int64_t renew_slack_ms(int64_t ttl_ms)
+{
+    return ttl_ms / 100 < 20 ? ttl_ms / 100 : 20;
+}
 
 typedef struct lease {
     uint64_t id;
     int64_t ttl_ms;               /* renewal TTL */
     int64_t deadline_ms;          /* lost at this monotonic time */
     int64_t due_ms;               /* next renewal (or retry) while idle */
-    int64_t wake_ms;              /* heap key: idle min(due, deadline), else deadline */
     int64_t expires_at_ms;        /* from the last successful extend, 0 before one */
     sg_error *last_err;           /* last failed extend since the last success, or NULL */
     struct lease *hnext;          /* hash chain */
@@ -89,6 +92,12 @@ typedef struct lease {
     uint8_t state, fate;
     char lock_id[SG_LOCK_ID_LEN + 1];
 } lease;
+
+/* A heap slot carries its key, so sifting never touches the leases. */
+typedef struct slot {
+    int64_t wake_ms; /* idle: min(due, deadline); queued or busy: deadline */
+    lease *l;
+} slot;
 
 struct sg_renewer {
     pthread_mutex_t mu;
@@ -101,7 +110,7 @@ struct sg_renewer {
     void *ud;
     int64_t fixed_interval_ms; /* the heartbeat's interval_ms; 0: the lease rule */
 
-    lease **heap;
+    slot *heap;
     size_t heap_n, heap_cap;
     lease **buckets; /* id → lease, chained; power-of-two size */
     size_t nbuckets, count;
@@ -131,43 +140,39 @@ static void lease_free(lease *l)
 }
 
 /* ---- heap on wake_ms ---- */
-static void heap_set(sg_renewer *r, size_t i, lease *l)
-{
-    r->heap[i] = l;
-    l->heap_idx = (uint32_t)i;
-}
-
 static void heap_sift(sg_renewer *r, size_t i)
 {
-    lease *l = r->heap[i];
+    slot x = r->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (r->heap[p]->wake_ms <= l->wake_ms)
+        if (r->heap[p].wake_ms <= x.wake_ms)
             break;
-        heap_set(r, i, r->heap[p]);
+        r->heap[i] = r->heap[p];
+        r->heap[i].l->heap_idx = (uint32_t)i;
         i = p;
     }
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= r->heap_n)
             break;
-        if (c + 1 < r->heap_n && r->heap[c + 1]->wake_ms < r->heap[c]->wake_ms)
+        if (c + 1 < r->heap_n && r->heap[c + 1].wake_ms < r->heap[c].wake_ms)
             c++;
-        if (r->heap[c]->wake_ms >= l->wake_ms)
+        if (r->heap[c].wake_ms >= x.wake_ms)
             break;
-        heap_set(r, i, r->heap[c]);
+        r->heap[i] = r->heap[c];
+        r->heap[i].l->heap_idx = (uint32_t)i;
         i = c;
     }
-    heap_set(r, i, l);
+    r->heap[i] = x;
+    x.l->heap_idx = (uint32_t)i;
 }
 
 static void heap_remove(sg_renewer *r, lease *l)
 {
     size_t i = l->heap_idx;
     l->heap_idx = NO_INDEX;
-    lease *last = r->heap[--r->heap_n];
-    if (last != l) {
-        heap_set(r, i, last);
+    if (i != --r->heap_n) {
+        r->heap[i] = r->heap[r->heap_n];
         heap_sift(r, i);
     }
 }
@@ -176,9 +181,11 @@ static void heap_remove(sg_renewer *r, lease *l)
  * now comes before the time it sleeps until. */
 static void set_wake(sg_renewer *r, lease *l)
 {
-    l->wake_ms = l->state == L_IDLE && l->due_ms < l->deadline_ms ? l->due_ms : l->deadline_ms;
+    int64_t wake =
+        l->state == L_IDLE && l->due_ms < l->deadline_ms ? l->due_ms : l->deadline_ms;
+    r->heap[l->heap_idx].wake_ms = wake;
     heap_sift(r, l->heap_idx);
-    if (l->wake_ms < r->timer_wake_ms)
+    if (wake < r->timer_wake_ms)
         pthread_cond_signal(&r->timer_cv);
 }
 
@@ -476,8 +483,8 @@ static void *timer_main(void *arg)
     unsigned queued = 0; /* since the workers were last woken */
     while (!r->stopping) {
         int64_t now = sg_monotonic_ms();
-        lease *l = r->heap_n ? r->heap[0] : NULL;
-        if (l && l->state == L_IDLE && l->due_ms <= now + RENEW_SLACK_MS &&
+        lease *l = r->heap_n ? r->heap[0].l : NULL;
+        if (l && l->state == L_IDLE && l->due_ms <= now + renew_slack_ms(l->ttl_ms) &&
             l->deadline_ms > now) {
             l->state = L_QUEUED;
             queue_push(r, l);
@@ -503,9 +510,9 @@ static void *timer_main(void *arg)
             report(r, &lo);
             continue;
         }
-        r->timer_wake_ms = l ? l->wake_ms : INT64_MAX;
+        r->timer_wake_ms = l ? r->heap[0].wake_ms : INT64_MAX;
         if (l)
-            timed_wait(&r->timer_cv, &r->mu, l->wake_ms);
+            timed_wait(&r->timer_cv, &r->mu, r->timer_wake_ms);
         else
             pthread_cond_wait(&r->timer_cv, &r->mu);
         r->timer_wake_ms = INT64_MIN;
@@ -620,7 +627,7 @@ uint64_t sg_renewer_add(sg_renewer *r, const char *lock_id, int64_t ttl_ms, int6
     l->due_ms = sent_ms + renew_after(r, ttl_ms);
     if (r->heap_n == r->heap_cap) {
         size_t cap = r->heap_cap ? r->heap_cap * 2 : 64;
-        lease **h = realloc(r->heap, cap * sizeof *h);
+        slot *h = realloc(r->heap, cap * sizeof *h);
         if (!h)
             goto fail;
         r->heap = h;
@@ -633,7 +640,8 @@ uint64_t sg_renewer_add(sg_renewer *r, const char *lock_id, int64_t ttl_ms, int6
     l->hnext = r->buckets[b];
     r->buckets[b] = l;
     r->count++;
-    heap_set(r, r->heap_n++, l);
+    l->heap_idx = (uint32_t)r->heap_n;
+    r->heap[r->heap_n++].l = l;
     set_wake(r, l);
     uint64_t id = l->id;
     pthread_mutex_unlock(&r->mu);
@@ -665,20 +673,20 @@ sg_status sg_renewer_extend(sg_renewer *r, uint64_t id, int64_t ttl_ms, int64_t 
     if (sg_ttl_check(ttl_ms, err) != SG_OK)
         return SG_ERROR;
     pthread_mutex_lock(&r->mu);
+    r->refs++; /* the renewer outlives this call, even if stopped meanwhile */
     lease *l;
     r->op_waiters++;
     while ((l = find(r, id)) && l->state == L_BUSY)
         pthread_cond_wait(&r->op_cv, &r->mu); /* re-found each time: it may be freed */
     r->op_waiters--;
     if (!l) {
-        pthread_mutex_unlock(&r->mu);
+        unref_unlock(r);
         return SG_ABSENT;
     }
     if (l->state == L_QUEUED)
         queue_unlink(r, l);
     l->state = L_BUSY;
     set_wake(r, l);
-    r->refs++; /* the renewer outlives this call even if stopped meanwhile */
     sg_error e;
     sg_status st = extend_once(r, l, ttl_ms, true, expires_at_ms, &e);
     if (st == SG_ERROR && err)

@@ -20,6 +20,19 @@
 
 #include "syncguard.h"
 
+/* How late a loss may be reported after its deadline (thread wake-ups on a
+ * loaded machine; the hung call itself never returns before it). */
+#define LATE_MS 50
+/* Assert lo <= v <= hi, printing the values when not. */
+#define assert_between(v, lo, hi) assert_in_range_signed((int64_t)(v), (int64_t)(lo), (int64_t)(hi))
+
+static void assert_in_range_signed(int64_t v, int64_t lo, int64_t hi)
+{
+    if (v < lo || v > hi)
+        fail_msg("%lld not in [%lld, %lld] (off by %lld)", (long long)v, (long long)lo,
+                 (long long)hi, (long long)(v < lo ? v - lo : v - hi));
+}
+
 /* ---- the scripted backend ---- */
 typedef enum mode { M_OK, M_ABSENT, M_FAIL, M_HANG } mode;
 
@@ -168,6 +181,29 @@ static int setup(void **state)
     return 0;
 }
 
+/* After each test, even a failed one: let hung calls go, wait (bounded)
+ * until none is in flight, so the next test starts clean. */
+static int teardown(void **state)
+{
+    (void)state;
+    pthread_mutex_lock(&T.mu);
+    T.let_go = true;
+    pthread_cond_broadcast(&T.cv);
+    for (int i = 0; i < 400 && T.in_flight; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 5000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&T.cv, &T.mu, &ts);
+    }
+    int left = T.in_flight;
+    pthread_mutex_unlock(&T.mu);
+    return left ? -1 : 0;
+}
+
 /* Let hung calls go and wait until none is in flight. */
 static void let_go(void)
 {
@@ -258,6 +294,43 @@ static bool wait_hung(int n, int64_t timeout_ms)
     bool ok = wait_for(some_hung, &n, timeout_ms);
     pthread_mutex_unlock(&T.mu);
     return ok;
+}
+
+static bool wait_releases(int lock, int n, int64_t timeout_ms)
+{
+    count_of c = {lock, n, true};
+    pthread_mutex_lock(&T.mu);
+    bool ok = wait_for(count_reached, &c, timeout_ms);
+    pthread_mutex_unlock(&T.mu);
+    return ok;
+}
+
+/* Tests assert on a copy taken under the lock: a failed assertion jumps out
+ * of the test, and must not leave T.mu held. */
+static struct {
+    entry e[64];
+    int n;
+    lost_rec lost[64];
+    int n_lost;
+} S;
+
+static void snap(void)
+{
+    pthread_mutex_lock(&T.mu);
+    memcpy(S.e, T.e, sizeof S.e);
+    S.n = T.n;
+    memcpy(S.lost, T.lost, sizeof S.lost);
+    S.n_lost = T.n_lost;
+    pthread_mutex_unlock(&T.mu);
+}
+
+static const entry *snap_entry(const char *id)
+{
+    for (int i = 0; i < S.n; i++)
+        if (!strcmp(S.e[i].id, id))
+            return &S.e[i];
+    static const entry none; /* never called */
+    return &none;
 }
 
 static int n_lost(void)
@@ -354,20 +427,22 @@ static void renewals_happen_about_every_third_of_the_ttl(void **state)
     uint64_t lease = add(r, 1, 600, t0);
     assert_int_equal(sg_renewer_deadline(r, lease), t0 + 540);
     assert_true(wait_extends(1, 4, 5000));
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000001");
+    uint64_t renewed = 0, failed, lost;
+    for (int i = 0; i < 1000 && renewed < 4; i++) { /* the 4th result applied */
+        sg_renewer_stats(r, &renewed, &failed, &lost);
+        sleep_ms(1);
+    }
+    snap();
+    const entry *e = snap_entry("L000000000000000000001");
     int64_t prev = t0;
     for (int i = 0; i < 4; i++) {
         int64_t gap = e->extend_ms[i] - prev;
         /* 600/3 ± 10 % = 180..220; generous for a loaded machine */
-        assert_true(gap >= 170);
-        assert_true(gap <= 400);
+        assert_between(gap, 170, 400);
         assert_int_equal(e->ttl[i], 600);
         prev = e->extend_ms[i];
     }
-    pthread_mutex_unlock(&T.mu);
     assert_true(sg_renewer_deadline(r, lease) >= prev + 540 - 5);
-    uint64_t renewed, failed, lost;
     sg_renewer_stats(r, &renewed, &failed, &lost);
     assert_true(renewed >= 4);
     assert_int_equal(failed, 0);
@@ -395,15 +470,14 @@ static void transient_failure_is_retried_and_the_lease_survives(void **state)
     assert_int_equal(renewed, 1);
     assert_int_equal(failed, 2);
     assert_int_equal(lost, 0);
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000002");
+    snap();
+    const entry *e = snap_entry("L000000000000000000002");
     /* retries come after clamp(ttl/10,100,1000)/2 .. that: 50..100 ms */
     for (int i = 1; i < 3; i++) {
         int64_t gap = e->extend_ms[i] - e->returned_ms[i - 1];
-        assert_true(gap >= 45 && gap <= 300);
+        assert_between(gap, 45, 300);
     }
     int64_t third = e->extend_ms[2];
-    pthread_mutex_unlock(&T.mu);
     assert_true(sg_renewer_deadline(r, lease) >= third + 900 - 5);
     assert_true(wait_extends(2, 5, 5000)); /* renewing as usual again */
     assert_int_equal(n_lost(), 0);
@@ -420,12 +494,11 @@ static void absent_means_lost_once(void **state)
     sleep_ms(400); /* past the TTL: nothing more */
     assert_int_equal(n_lost(), 1);
     assert_int_equal(extends_of(3), 1);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(T.lost[0].lease, lease);
-    assert_string_equal(T.lost[0].lock_id, "L000000000000000000003");
-    assert_int_equal(T.lost[0].code, SG_E_INTERNAL);
-    assert_string_equal(T.lost[0].message, "lock expired or was released elsewhere");
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(S.lost[0].lease, lease);
+    assert_string_equal(S.lost[0].lock_id, "L000000000000000000003");
+    assert_int_equal(S.lost[0].code, SG_E_INTERNAL);
+    assert_string_equal(S.lost[0].message, "lock expired or was released elsewhere");
     uint64_t lost;
     sg_renewer_stats(r, NULL, NULL, &lost);
     assert_int_equal(lost, 1);
@@ -444,19 +517,16 @@ static void hung_extend_is_lost_at_the_deadline_before_it_returns(void **state)
     int64_t deadline = sg_renewer_deadline(r, lease);
     assert_int_equal(deadline, t0 + 540);
     assert_true(wait_lost(1, 5000));
-    pthread_mutex_lock(&T.mu);
-    assert_true(T.lost[0].at_ms >= deadline);
-    assert_true(T.lost[0].at_ms <= deadline + 50);
-    assert_int_equal(T.lost[0].hung_then, 1); /* the extend had not returned */
-    assert_int_equal(T.lost[0].code, SG_E_NETWORK_TIMEOUT);
-    assert_non_null(strstr(T.lost[0].message, "renewal deadline passed"));
-    assert_string_equal(T.lost[0].cause, "an extend was still in flight");
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_between(S.lost[0].at_ms, deadline, deadline + LATE_MS);
+    assert_int_equal(S.lost[0].hung_then, 1); /* the extend had not returned */
+    assert_int_equal(S.lost[0].code, SG_E_NETWORK_TIMEOUT);
+    assert_non_null(strstr(S.lost[0].message, "renewal deadline passed"));
+    assert_string_equal(S.lost[0].cause, "an extend was still in flight");
     let_go(); /* returns an error: nothing to release */
     sg_renewer_stop_wait(r, -1);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000004")->releases, 0);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000004")->releases, 0);
     assert_int_equal(n_lost(), 1);
 }
 
@@ -468,14 +538,13 @@ static void failing_extends_are_lost_at_the_deadline_with_the_last_error(void **
     int64_t t0 = sg_monotonic_ms();
     uint64_t lease = add(r, 5, 1000, t0);
     assert_true(wait_lost(1, 5000));
-    pthread_mutex_lock(&T.mu);
-    assert_true(T.lost[0].at_ms >= t0 + 900 && T.lost[0].at_ms <= t0 + 950);
-    assert_int_equal(T.lost[0].lease, lease);
-    assert_non_null(strstr(T.lost[0].cause, "connection reset"));
+    snap();
+    assert_between(S.lost[0].at_ms, t0 + 900, t0 + 900 + LATE_MS);
+    assert_int_equal(S.lost[0].lease, lease);
+    assert_non_null(strstr(S.lost[0].cause, "connection reset"));
     /* renewal at ~333, then retries every 50..100 ms until the deadline */
-    int n = entry_of("L000000000000000000005")->extends;
+    int n = snap_entry("L000000000000000000005")->extends;
     assert_true(n >= 4 && n <= 13);
-    pthread_mutex_unlock(&T.mu);
     sg_renewer_stop(r);
 }
 
@@ -490,10 +559,9 @@ static void hung_extend_does_not_delay_another_lease(void **state)
     assert_true(wait_hung(1, 2000));
     assert_true(wait_extends(7, 3, 2000)); /* ~200, ~400, ~600 after t0: despite the hang */
     assert_true(wait_lost(1, 2000));
-    pthread_mutex_lock(&T.mu);
-    assert_string_equal(T.lost[0].lock_id, "L000000000000000000006");
-    assert_true(T.lost[0].at_ms <= t0 + 540 + 50);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_string_equal(S.lost[0].lock_id, "L000000000000000000006");
+    assert_between(S.lost[0].at_ms, t0 + 540, t0 + 540 + LATE_MS);
     assert_true(wait_extends(7, 5, 2000));
     assert_int_equal(n_lost(), 1);
     let_go();
@@ -512,14 +580,13 @@ static void deadlines_fire_on_time_when_every_worker_hangs(void **state)
     add(r, 10, 600, t0 + 100); /* fine, but no worker is free: the documented limit */
     assert_true(wait_hung(2, 2000));
     assert_true(wait_lost(3, 3000));
-    pthread_mutex_lock(&T.mu);
+    snap();
     for (int i = 0; i < 3; i++) {
-        int64_t deadline = t0 + 540 + (!strcmp(T.lost[i].lock_id, "L000000000000000000010") ? 100 : 0);
-        assert_true(T.lost[i].at_ms >= deadline && T.lost[i].at_ms <= deadline + 50);
-        assert_int_equal(T.lost[i].hung_then, 2);
+        int64_t deadline = t0 + 540 + (!strcmp(S.lost[i].lock_id, "L000000000000000000010") ? 100 : 0);
+        assert_between(S.lost[i].at_ms, deadline, deadline + LATE_MS);
+        assert_int_equal(S.lost[i].hung_then, 2);
     }
-    assert_int_equal(entry_of("L000000000000000000010")->extends, 0);
-    pthread_mutex_unlock(&T.mu);
+    assert_int_equal(snap_entry("L000000000000000000010")->extends, 0);
     let_go();
     sg_renewer_stop(r);
 }
@@ -540,9 +607,8 @@ static void remove_during_an_extend_ignores_its_result(void **state)
     let_go();
     sleep_ms(1100); /* past both deadlines */
     assert_int_equal(n_lost(), 0);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000012")->releases, 0); /* the caller's lock */
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000012")->releases, 0); /* the caller's lock */
     uint64_t renewed, lost;
     sg_renewer_stats(r, &renewed, NULL, &lost);
     assert_int_equal(renewed, 0);
@@ -559,10 +625,7 @@ static void late_success_after_a_deadline_loss_releases_the_lock(void **state)
     assert_true(wait_lost(1, 2000));
     assert_int_equal(sg_renewer_deadline(r, lease), 0);
     let_go(); /* the extend succeeds after all: the lock exists again */
-    count_of c = {13, 1, true};
-    pthread_mutex_lock(&T.mu);
-    assert_true(wait_for(count_reached, &c, 2000));
-    pthread_mutex_unlock(&T.mu);
+    assert_true(wait_releases(13, 1, 2000));
     uint64_t renewed;
     sg_renewer_stats(r, &renewed, NULL, NULL);
     assert_int_equal(renewed, 0); /* a late success does not count */
@@ -605,25 +668,25 @@ static void user_extend_waits_for_the_extend_in_flight_and_moves_the_deadline(vo
     pthread_join(t, NULL);
     assert_int_equal(u.st, SG_OK);
     assert_true(u.expires > sg_now_ms() + 4000);
-    pthread_mutex_lock(&T.mu);
-    entry *e = entry_of("L000000000000000000014");
+    snap();
+    const entry *e = snap_entry("L000000000000000000014");
     assert_int_equal(e->extends, 2);
     assert_int_equal(e->ttl[1], 5000);
     assert_true(e->extend_ms[1] >= e->returned_ms[0]); /* one operation at a time */
     int64_t sent = e->extend_ms[1];
-    pthread_mutex_unlock(&T.mu);
     int64_t d = sg_renewer_deadline(r, lease);
     assert_true(d >= sent + 4500 - 5 && d <= sent + 4500 + 5);
     /* the new TTL is the renewal TTL: next renewal ~5000/3 later, with 5000 */
     assert_true(wait_extends(14, 3, 4000));
-    pthread_mutex_lock(&T.mu);
+    snap();
     assert_int_equal(e->ttl[2], 5000);
     assert_true(e->extend_ms[2] - sent >= 1400);
-    pthread_mutex_unlock(&T.mu);
 
     /* an error leaves the lease as it was; absent loses it */
     script(14, M_FAIL, 0, SG_OK);
     sg_error err;
+    /* this one also waits out (and applies) a renewal that began before */
+    assert_int_equal(sg_renewer_extend(r, lease, 2000, NULL, &err), SG_ERROR);
     int64_t before = sg_renewer_deadline(r, lease);
     assert_int_equal(sg_renewer_extend(r, lease, 2000, NULL, &err), SG_ERROR);
     assert_int_equal(err.code, SG_E_SERVICE_UNAVAILABLE);
@@ -652,13 +715,10 @@ static void user_extend_waiting_on_a_hung_call_returns_at_the_deadline(void **st
     pthread_create(&t, NULL, do_user_extend, &u);
     pthread_join(t, NULL); /* the hung call is still hung */
     assert_int_equal(u.st, SG_ABSENT);
-    assert_true(u.returned_ms >= t0 + 540 && u.returned_ms <= t0 + 540 + 50);
+    assert_between(u.returned_ms, t0 + 540, t0 + 540 + LATE_MS);
     assert_int_equal(n_lost(), 1);
     let_go(); /* late success of a lost lease: released */
-    count_of c = {15, 1, true};
-    pthread_mutex_lock(&T.mu);
-    assert_true(wait_for(count_reached, &c, 2000));
-    pthread_mutex_unlock(&T.mu);
+    assert_true(wait_releases(15, 1, 2000));
     sg_renewer_stop_wait(r, -1);
 }
 
@@ -700,19 +760,26 @@ static void stop_with_a_call_in_flight_returns_at_once_and_is_safe(void **state)
     (void)state;
     script(16, M_HANG, 0, SG_OK);
     sg_renewer *r = start(0);
-    add(r, 16, 300, sg_monotonic_ms());
+    uint64_t lease = add(r, 16, 300, sg_monotonic_ms());
     add(r, 17, 30000, sg_monotonic_ms());
     assert_true(wait_hung(1, 2000));
+    user_extend u = {.r = r, .lease = lease, .ttl = 5000};
+    pthread_t t;
+    pthread_create(&t, NULL, do_user_extend, &u); /* waits behind the hung call */
+    sleep_ms(20);
     int64_t before = sg_monotonic_ms();
     assert_false(sg_renewer_stop_wait(r, 30)); /* still in flight after 30 ms */
     int64_t took = sg_monotonic_ms() - before;
-    assert_true(took >= 25 && took < 500);
+    assert_between(took, 25, 500);
+    pthread_join(t, NULL); /* woken by the stop, not by the call */
+    assert_int_equal(u.st, SG_ABSENT);
+    assert_between(u.returned_ms - before, 0, 500);
+    assert_int_equal(extends_of(16), 1);
     let_go(); /* the abandoned call returns into a stopped renewer: ignored */
     sleep_ms(50);
     assert_int_equal(n_lost(), 0);
-    pthread_mutex_lock(&T.mu);
-    assert_int_equal(entry_of("L000000000000000000016")->releases, 0);
-    pthread_mutex_unlock(&T.mu);
+    snap();
+    assert_int_equal(snap_entry("L000000000000000000016")->releases, 0);
 }
 
 /* ---- heartbeat ---- */
@@ -758,11 +825,10 @@ static void heartbeat_reports_loss_at_the_deadline_while_hung(void **state)
                                         &hb, NULL),
                      SG_OK);
     assert_true(wait_lost(1, 3000));
-    pthread_mutex_lock(&T.mu);
-    assert_true(hb_lost_ms >= t0 + 540 && hb_lost_ms <= t0 + 541 + 50);
+    snap();
+    assert_between(hb_lost_ms, t0 + 540, t0 + 541 + LATE_MS);
     assert_int_equal(hb_hung_then, 1);
     assert_int_equal(hb_code, SG_E_NETWORK_TIMEOUT);
-    pthread_mutex_unlock(&T.mu);
     let_go();
     assert_false(sg_heartbeat_stop(hb));
     assert_int_equal(atomic_load(&hb_lost), 1);
@@ -770,25 +836,24 @@ static void heartbeat_reports_loss_at_the_deadline_while_hung(void **state)
 
 int main(void)
 {
+#define CASE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(lease_arithmetic_follows_the_rule, setup),
-        cmocka_unit_test_setup(renewals_happen_about_every_third_of_the_ttl, setup),
-        cmocka_unit_test_setup(transient_failure_is_retried_and_the_lease_survives, setup),
-        cmocka_unit_test_setup(absent_means_lost_once, setup),
-        cmocka_unit_test_setup(hung_extend_is_lost_at_the_deadline_before_it_returns, setup),
-        cmocka_unit_test_setup(failing_extends_are_lost_at_the_deadline_with_the_last_error,
-                               setup),
-        cmocka_unit_test_setup(hung_extend_does_not_delay_another_lease, setup),
-        cmocka_unit_test_setup(deadlines_fire_on_time_when_every_worker_hangs, setup),
-        cmocka_unit_test_setup(remove_during_an_extend_ignores_its_result, setup),
-        cmocka_unit_test_setup(late_success_after_a_deadline_loss_releases_the_lock, setup),
-        cmocka_unit_test_setup(user_extend_waits_for_the_extend_in_flight_and_moves_the_deadline,
-                               setup),
-        cmocka_unit_test_setup(user_extend_waiting_on_a_hung_call_returns_at_the_deadline, setup),
-        cmocka_unit_test_setup(ten_thousand_leases_come_and_go_without_leaks, setup),
-        cmocka_unit_test_setup(stop_with_a_call_in_flight_returns_at_once_and_is_safe, setup),
-        cmocka_unit_test_setup(heartbeat_survives_a_failed_extend, setup),
-        cmocka_unit_test_setup(heartbeat_reports_loss_at_the_deadline_while_hung, setup),
+        CASE(lease_arithmetic_follows_the_rule),
+        CASE(renewals_happen_about_every_third_of_the_ttl),
+        CASE(transient_failure_is_retried_and_the_lease_survives),
+        CASE(absent_means_lost_once),
+        CASE(hung_extend_is_lost_at_the_deadline_before_it_returns),
+        CASE(failing_extends_are_lost_at_the_deadline_with_the_last_error),
+        CASE(hung_extend_does_not_delay_another_lease),
+        CASE(deadlines_fire_on_time_when_every_worker_hangs),
+        CASE(remove_during_an_extend_ignores_its_result),
+        CASE(late_success_after_a_deadline_loss_releases_the_lock),
+        CASE(user_extend_waits_for_the_extend_in_flight_and_moves_the_deadline),
+        CASE(user_extend_waiting_on_a_hung_call_returns_at_the_deadline),
+        CASE(ten_thousand_leases_come_and_go_without_leaks),
+        CASE(stop_with_a_call_in_flight_returns_at_once_and_is_safe),
+        CASE(heartbeat_survives_a_failed_extend),
+        CASE(heartbeat_reports_loss_at_the_deadline_while_hung),
     };
     return cmocka_run_group_tests_name("lease", tests, NULL, NULL);
 }
