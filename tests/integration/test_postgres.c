@@ -301,7 +301,9 @@ static void statement_timeout_is_network_timeout_without_a_ghost(void **state)
     pthread_t th = ts_start(&t, &inside);
     assert_int_equal(sg_acquire(b, "pg-slow", 10000, NULL, &err), SG_ERROR);
     assert_int_equal(err.code, SG_E_NETWORK_TIMEOUT);
-    assert_true(err.unknown_outcome);
+    /* unknown_outcome depends on which side timed out first (the client's
+     * deadline, or the server's statement_timeout, which aborts the
+     * transaction: a known outcome); either way no ghost may remain */
     pthread_join(th, NULL);
     /* the cancelled transaction left nothing of ours behind */
     PGresult *r = sql(Q, "SELECT lock_id FROM syncguard_locks WHERE key = 'pg-slow'");
