@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,22 @@ static void start_time_of_self_is_nonzero_and_stable(void **state)
     assert_false(sgfs_proc_alive(getpid(), a + 1));
     assert_int_equal(sgfs_proc_start_time(0), 0);
     assert_int_equal(sgfs_proc_start_time(-5), 0);
+}
+
+static void start_time_survives_parens_and_spaces_in_comm(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint64_t before = sgfs_proc_start_time(getpid());
+        prctl(PR_SET_NAME, "x) 1 2 3 (y) 4");
+        _exit(before && sgfs_proc_start_time(getpid()) == before ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* A child that waits to be signalled (or for 30 s). */
@@ -138,6 +155,7 @@ static void group_signal_reaches_the_whole_process_group(void **state)
             sigaddset(&set, SIGTERM);
             sigprocmask(SIG_BLOCK, &set, NULL);
             signal(SIGTERM, on_term_report);
+            alarm(30); /* never outlive a failed test */
             if (write(ready[1], "r", 1) != 1)
                 _exit(2);
             int sig;
@@ -192,6 +210,7 @@ int main(void)
         cmocka_unit_test(tgid_of_the_main_thread_is_the_process),
         cmocka_unit_test(tgid_of_a_live_secondary_thread_is_the_process),
         cmocka_unit_test(start_time_of_self_is_nonzero_and_stable),
+        cmocka_unit_test(start_time_survives_parens_and_spaces_in_comm),
         cmocka_unit_test(signal_to_a_reused_identity_is_refused_and_not_delivered),
         cmocka_unit_test(signal_to_a_reaped_child_is_esrch),
         cmocka_unit_test(group_signal_reaches_the_whole_process_group),
