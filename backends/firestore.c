@@ -6,8 +6,10 @@
  * writes carry preconditions (exists:false or the updateTime read). A lost
  * precondition means someone moved first. Release/extend are one commit
  * when this process knows the document's updateTime, else a runQuery on
- * lockId first. */
-#include <curl/curl.h>
+ * lockId first.
+ *
+ * This file: the lock operations, the updateTime cache and the clock-skew
+ * policy; HTTP and credentials are in firestore_http.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,254 +21,14 @@
 #include "backends.h"
 #include "pool.h"
 #include "firestore.h"
+#include "firestore_http.h"
 
 #define FS_LIMIT 1500
 #define NAME_MAX_ 2400
-#define MAX_BODY (8u << 20)
-#define CACHE_BUCKETS 4096
 #define CACHE_MAX 200000
 
-typedef struct cached {
-    struct cached *next;
-    char lock_id[SG_LOCK_ID_LEN + 1];
-    char *name;            /* full document name */
-    char update_time[64];
-    int64_t expires_at_ms;
-} cached;
-
-typedef struct fs_backend {
-    char endpoint[256];    /* http://host:port or https://firestore.googleapis.com */
-    char base[600];        /* /v1/projects/P/databases/D/documents */
-    char docs[512];        /* projects/P/databases/D/documents */
-    char collection[128], fence_collection[128];
-    bool emulator, metadata;
-    char *token_file, *credentials;
-    long timeout_ms, connect_timeout_ms;
-    sg_pool pool;          /* of CURL easy handles (keep-alive connections) */
-    pthread_mutex_t mu;    /* token, cache */
-    char token[4096];
-    int64_t token_expiry_ms;
-    cached *cache[CACHE_BUCKETS];
-    size_t n_cached;
-    atomic_llong skew_ms;
-    atomic_int skew_warned, skew_reported;
-} fs_backend;
-
-/* ---- HTTP ---- */
-typedef struct buf {
-    char *p;
-    size_t n;
-    bool overflow;
-} buf;
-
-static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
-{
-    buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->n + n > MAX_BODY) {
-        b->overflow = true;
-        return 0;
-    }
-    char *p = realloc(b->p, b->n + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->n, data, n);
-    b->p = p;
-    b->n += n;
-    p[b->n] = '\0';
-    return n;
-}
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void *new_handle(void *ud, sg_error *err)
-{
-    (void)ud;
-    CURL *c = curl_easy_init();
-    if (!c)
-        sg_error_set(err, SG_E_INTERNAL, "cannot create an HTTP handle");
-    return c;
-}
-
-static void close_handle(void *c)
-{
-    curl_easy_cleanup(c);
-}
-
-static sg_status curl_error(CURLcode rc, sg_error *err)
-{
-    if (err)
-        snprintf(err->cause, sizeof err->cause, "%s", curl_easy_strerror(rc));
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "Firestore did not answer in time");
-    if (rc == CURLE_OUT_OF_MEMORY)
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    if (rc == CURLE_WRITE_ERROR)
-        return sg_error_set(err, SG_E_INTERNAL, "Firestore response too large");
-    return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "cannot reach Firestore");
-}
-
-/* Raw HTTP exchange. body NULL = GET. Returns the HTTP code (0 on transport
- * failure, err set) and the body in *out (caller frees). */
-static long http(fs_backend *fb, const char *url, const char *body, const char *auth,
-                 const char *ctype, struct curl_slist *extra, char **out, sg_error *err)
-{
-    *out = NULL;
-    CURL *c = sg_pool_borrow(&fb->pool, err);
-    if (!c)
-        return 0;
-    curl_easy_reset(c);
-    buf b = {0};
-    struct curl_slist *h = extra;
-    char ah[4200];
-    if (auth) {
-        snprintf(ah, sizeof ah, "Authorization: %s", auth);
-        h = curl_slist_append(h, ah);
-    }
-    if (ctype) {
-        char ch[128];
-        snprintf(ch, sizeof ch, "Content-Type: %s", ctype);
-        h = curl_slist_append(h, ch);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, fb->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, fb->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        *out = b.p ? b.p : strdup("");
-    } else {
-        curl_error(b.overflow ? CURLE_WRITE_ERROR : rc, err);
-        free(b.p);
-    }
-    if (auth)
-        explicit_bzero(ah, sizeof ah);
-    curl_slist_free_all(h);
-    sg_pool_return(&fb->pool, c, true); /* curl reconnects by itself */
-    return code;
-}
-
-/* ---- credentials (never with the emulator) ---- */
-static sg_status token_from_response(fs_backend *fb, long code, const char *body, sg_error *err)
-{
-    cJSON *j = body ? cJSON_Parse(body) : NULL;
-    const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
-    sg_status st = SG_OK;
-    if (code != 200 || !cJSON_IsString(at) || strlen(at->valuestring) >= sizeof fb->token - 8)
-        st = sg_error_set(err, SG_E_AUTH_FAILED, "token request failed (HTTP %ld)", code);
-    else {
-        snprintf(fb->token, sizeof fb->token, "Bearer %s", at->valuestring);
-        int64_t life = cJSON_IsNumber(ex) ? (int64_t)ex->valuedouble : 300;
-        fb->token_expiry_ms = sg_now_ms() + (life > 120 ? life - 60 : life / 2) * 1000;
-    }
-    cJSON_Delete(j);
-    return st;
-}
-
-/* The Authorization header value, refreshed before it expires. */
-static sg_status authorization(fs_backend *fb, char *out, size_t size, sg_error *err)
-{
-    if (fb->emulator) {
-        snprintf(out, size, "Bearer owner");
-        return SG_OK;
-    }
-    pthread_mutex_lock(&fb->mu);
-    bool fresh = fb->token[0] && sg_now_ms() < fb->token_expiry_ms;
-    if (fresh)
-        snprintf(out, size, "%s", fb->token);
-    pthread_mutex_unlock(&fb->mu);
-    if (fresh)
-        return SG_OK;
-    sg_status st = SG_ERROR;
-    char *body = NULL;
-    if (fb->token_file) {
-        char *t = sg_secret_read(fb->token_file, 65535, SG_E_AUTH_FAILED, err);
-        if (t) {
-            t[strcspn(t, "\r\n")] = '\0';
-            pthread_mutex_lock(&fb->mu);
-            snprintf(fb->token, sizeof fb->token, "Bearer %s", t);
-            fb->token_expiry_ms = sg_now_ms() + 60000; /* re-read the file every minute */
-            pthread_mutex_unlock(&fb->mu);
-            explicit_bzero(t, strlen(t));
-            free(t);
-            st = SG_OK;
-        }
-    } else if (fb->credentials) {
-        char *json = sg_secret_read(fb->credentials, 65535, SG_E_AUTH_FAILED, err);
-        cJSON *j = json ? cJSON_Parse(json) : NULL;
-        const char *email = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "client_email"));
-        const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "private_key"));
-        const char *uri = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "token_uri"));
-        char *jwt = NULL;
-        if (!json) {
-            /* err set by sg_secret_read */
-        } else if (!email || !key) {
-            sg_error_set(err, SG_E_AUTH_FAILED, "service account JSON lacks client_email or "
-                                                "private_key");
-        } else if (fst_jwt(email, key, uri ? uri : "https://oauth2.googleapis.com/token",
-                           "https://www.googleapis.com/auth/datastore", sg_now_ms() / 1000, &jwt,
-                           err) == SG_OK) {
-            char form[8192];
-            snprintf(form, sizeof form,
-                     "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
-                     "&assertion=%s", jwt);
-            long code = http(fb, uri ? uri : "https://oauth2.googleapis.com/token", form, NULL,
-                             "application/x-www-form-urlencoded", NULL, &body, err);
-            if (code) {
-                pthread_mutex_lock(&fb->mu);
-                st = token_from_response(fb, code, body, err);
-                pthread_mutex_unlock(&fb->mu);
-            }
-            explicit_bzero(form, sizeof form);
-        }
-        free(jwt);
-        cJSON_Delete(j);
-        if (json)
-            explicit_bzero(json, strlen(json));
-        free(json);
-    } else if (fb->metadata) {
-        struct curl_slist *h = curl_slist_append(NULL, "Metadata-Flavor: Google");
-        long code = http(fb, "http://169.254.169.254/computeMetadata/v1/instance/"
-                             "service-accounts/default/token",
-                         NULL, NULL, NULL, h, &body, err);
-        if (code) {
-            pthread_mutex_lock(&fb->mu);
-            st = token_from_response(fb, code, body, err);
-            pthread_mutex_unlock(&fb->mu);
-        }
-    } else {
-        sg_error_set(err, SG_E_AUTH_FAILED,
-                     "no Firestore credentials: set GOOGLE_APPLICATION_CREDENTIALS, token_file=, "
-                     "metadata=1, or FIRESTORE_EMULATOR_HOST");
-    }
-    if (body)
-        explicit_bzero(body, strlen(body));
-    free(body);
-    if (st == SG_OK) {
-        pthread_mutex_lock(&fb->mu);
-        snprintf(out, size, "%s", fb->token);
-        pthread_mutex_unlock(&fb->mu);
-    }
-    return st;
-}
-
-/* ---- REST calls ---- */
-static void note_skew(fs_backend *fb, const cJSON *j, int64_t sent_ms, int64_t recv_ms)
+/* ---- clock skew ---- */
+void fst_note_skew(fs_backend *fb, const cJSON *j, int64_t sent_ms, int64_t recv_ms)
 {
     const cJSON *o = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, 0) : j;
     const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "commitTime"));
@@ -288,48 +50,6 @@ static void note_skew(fs_backend *fb, const cJSON *j, int64_t sent_ms, int64_t r
                             "acquire refused > 500 ms)", (long long)skew);
     else if (llabs(skew) <= 100)
         atomic_store(&fb->skew_warned, 0);
-}
-
-/* POST {base}{suffix} with a JSON body. Returns the parsed response (caller
- * deletes) or NULL with err set; status gets Firestore's error.status. */
-static cJSON *rest(fs_backend *fb, const char *suffix, cJSON *req, bool mutation, char status[48],
-                   sg_error *err)
-{
-    status[0] = '\0';
-    char auth[4200];
-    if (authorization(fb, auth, sizeof auth, err) != SG_OK)
-        return NULL;
-    char *body = cJSON_PrintUnformatted(req);
-    if (!body) {
-        sg_error_set(err, SG_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s%s", fb->endpoint, fb->base, suffix);
-    char *resp = NULL;
-    int64_t sent = sg_now_ms();
-    long code = http(fb, url, body, auth, "application/json", NULL, &resp, err);
-    int64_t recv = sg_now_ms();
-    explicit_bzero(auth, sizeof auth);
-    free(body);
-    if (!code) {
-        if (err)
-            err->unknown_outcome = mutation;
-        return NULL;
-    }
-    cJSON *j = NULL;
-    if (code / 100 != 2) {
-        fst_map_error(code, resp, status, err);
-    } else if (!(j = cJSON_Parse(resp))) {
-        sg_error_set(err, SG_E_INTERNAL, "malformed JSON from Firestore (%zu bytes)",
-                     strlen(resp));
-        if (err)
-            err->unknown_outcome = mutation;
-    } else {
-        note_skew(fb, j, sent, recv);
-    }
-    free(resp);
-    return j;
 }
 
 /* ---- documents and values ---- */
@@ -392,7 +112,7 @@ static sg_status batch_get(fs_backend *fb, const char **names, int n, fst_doc *d
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
     char status[48];
-    cJSON *j = rest(fb, ":batchGet", req, false, status, err);
+    cJSON *j = fst_rest(fb, ":batchGet", req, false, status, err);
     cJSON_Delete(req);
     if (!j)
         return SG_ERROR;
@@ -441,7 +161,7 @@ static sg_status query_lock(fs_backend *fb, const char *lock_id, fst_doc *doc, c
     cJSON_AddStringToObject(cJSON_AddObjectToObject(ff, "value"), "stringValue", lock_id);
     cJSON_AddNumberToObject(q, "limit", 1);
     char status[48];
-    cJSON *j = rest(fb, ":runQuery", req, false, status, err);
+    cJSON *j = fst_rest(fb, ":runQuery", req, false, status, err);
     cJSON_Delete(req);
     if (!j)
         return SG_ERROR;
@@ -581,7 +301,7 @@ static sg_status f_acquire(sg_backend *b, const char *key, const char *lock_id, 
         add_str(lf, "key", key);
         add_str(lf, "fence", fence);
         char status[48];
-        cJSON *j = rest(fb, ":commit", req, true, status, err);
+        cJSON *j = fst_rest(fb, ":commit", req, true, status, err);
         cJSON_Delete(req);
         if (!j) {
             if (is_outcome(status))
@@ -638,7 +358,7 @@ static sg_status mutate(fs_backend *fb, const char *lock_id, int64_t ttl, int64_
             cJSON_AddItemToArray(paths, cJSON_CreateString("expiresAtMs"));
         }
         char status[48];
-        cJSON *j = rest(fb, ":commit", req, true, status, err);
+        cJSON *j = fst_rest(fb, ":commit", req, true, status, err);
         cJSON_Delete(req);
         if (!j) {
             if (is_outcome(status)) {
@@ -743,7 +463,7 @@ static sg_status f_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     }
     cJSON_AddNumberToObject(q, "limit", (double)page);
     char status[48];
-    cJSON *j = rest(fb, ":runQuery", req, false, status, err);
+    cJSON *j = fst_rest(fb, ":runQuery", req, false, status, err);
     cJSON_Delete(req);
     if (!j)
         return SG_ERROR;
@@ -863,14 +583,15 @@ sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_back
                             sg_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, curl_init_once);
+    pthread_once(&once, fst_http_global_init);
     sg_open_opts o = opts ? *opts : (sg_open_opts){0};
     sg_backend *b = sg_backend_alloc(&firestore_ops, (sg_capabilities){"firestore", true, SG_TIME_CLIENT}, sizeof(fs_backend), err);
     if (!b)
         return SG_ERROR;
     fs_backend *fb = b->impl;
     pthread_mutex_init(&fb->mu, NULL);
-    sg_pool_init(&fb->pool, new_handle, close_handle, NULL, fb); /* curl checks reuse itself */
+    /* curl checks reuse itself */
+    sg_pool_init(&fb->pool, fst_http_new_handle, fst_http_close_handle, NULL, fb);
     snprintf(fb->collection, sizeof fb->collection, "locks");
     snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
     fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
