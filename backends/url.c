@@ -15,7 +15,8 @@ static const struct {
     const char *prefix;
     sg_url_kind kind;
 } schemes[] = {
-    {"redis://", SG_URL_REDIS},       {"unix://", SG_URL_UNIX},
+    {"redis://", SG_URL_REDIS},       {"rediss://", SG_URL_REDISS},
+    {"unix://", SG_URL_UNIX},
     {"postgres://", SG_URL_POSTGRES}, {"postgresql://", SG_URL_POSTGRES},
     {"firestore://", SG_URL_FIRESTORE},
 };
@@ -25,6 +26,8 @@ const char *sg_url_kind_name(sg_url_kind kind)
     switch (kind) {
     case SG_URL_REDIS:
         return "redis";
+    case SG_URL_REDISS:
+        return "rediss";
     case SG_URL_UNIX:
         return "unix";
     case SG_URL_POSTGRES:
