@@ -6,12 +6,14 @@
 
 #include "backends.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- configuration ---- */
 static bool parse_int(const char *s, long lo, long hi, long *out)
@@ -50,7 +52,16 @@ typedef struct tls_files {
  * redacted everywhere, see docs/decisions.md). */
 static sg_status build_ssl_ctx(sg_redis_config *cfg, const tls_files *f, sg_error *err)
 {
-    char why[160];
+    char why[160] = "";
+    const char *unreadable = f->ca && access(f->ca, R_OK) ? "tls_ca"
+                             : f->cert && access(f->cert, R_OK) ? "tls_cert"
+                                                                : NULL;
+    if (unreadable)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "cannot read %s=%s: %s", unreadable,
+                            !strcmp(unreadable, "tls_ca") ? f->ca : f->cert, strerror(errno));
+    if (f->key && access(f->key, R_OK))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "cannot read tls_key= (path not shown): %s",
+                            strerror(errno));
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx)
         return sg_error_set(err, SG_E_INTERNAL, "cannot create a TLS context: %s",
@@ -59,6 +70,7 @@ static sg_status build_ssl_ctx(sg_redis_config *cfg, const tls_files *f, sg_erro
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1); /* a record's header and body in one read() */
     SSL_CTX_set_verify(ctx, cfg->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     if (f->ca ? SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1
               : SSL_CTX_set_default_verify_paths(ctx) != 1)
@@ -80,11 +92,11 @@ static sg_status build_ssl_ctx(sg_redis_config *cfg, const tls_files *f, sg_erro
                    "redis: the TLS private key (tls_key=) is readable by %s (mode %03o): "
                    "chmod 600 it",
                    (st.st_mode & 007) ? "others" : "its group", (unsigned)(st.st_mode & 0777));
-        if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1 &&
+            !strstr(ssl_reason(why, sizeof why), "mismatch"))
             return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "cannot load the TLS private key (tls_key=): %s",
-                                ssl_reason(why, sizeof why));
-        if (SSL_CTX_check_private_key(ctx) != 1)
+                                "cannot load the TLS private key (tls_key=): %s", why);
+        if (strstr(why, "mismatch") || SSL_CTX_check_private_key(ctx) != 1)
             return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                                 "tls_key= is not the private key of tls_cert=%s", f->cert);
     }
@@ -131,7 +143,7 @@ static sg_status apply_params(sg_redis_config *cfg, const sg_url *u, const char 
         } else if (!strcmp(k, "tls_ca") || !strcmp(k, "tls_cert") || !strcmp(k, "tls_key")) {
             if (!*v)
                 return sg_error_set(err, SG_E_INVALID_ARGUMENT, "%s= needs a file", k);
-            *(k[5] == 'a' ? &f->ca : k[5] == 'e' ? &f->cert : &f->key) = v;
+            *(!strcmp(k, "tls_ca") ? &f->ca : !strcmp(k, "tls_cert") ? &f->cert : &f->key) = v;
         } else if (!strcmp(k, "tls_insecure")) {
             if (strcmp(v, "0") && strcmp(v, "1"))
                 return sg_error_set(err, SG_E_INVALID_ARGUMENT, "tls_insecure must be 0 or 1");

@@ -1,8 +1,13 @@
 /* redis_transport.c — the one Redis transport (see redis_transport.h): our
  * socket (TCP, unix, or TCP under OpenSSL), hiredis's formatter and reply
- * reader, a deadline per request. Sockets are non-blocking; every wait is a
- * poll() bounded by the request's deadline, so a stalled network costs at
- * most command_timeout_ms per request (not per read, as SO_RCVTIMEO would). */
+ * reader, a deadline per request. Every wait is a poll() bounded by the
+ * request's deadline, so a stalled network costs at most command_timeout_ms
+ * per request (not per read, as hiredis's SO_RCVTIMEO did) — with one
+ * exception that keeps plain requests at hiredis's two system calls: the
+ * first read of a request on a plain socket is a blocking recv() bounded by
+ * SO_RCVTIMEO = command_timeout_ms, which is then the time left to within
+ * a millisecond. Plain sockets are blocking (every other call passes
+ * MSG_DONTWAIT); TLS sockets are non-blocking (OpenSSL reads on its own). */
 
 #include "redis_transport.h"
 
@@ -10,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,6 +49,8 @@ struct sg_redis_conn {
     const sg_redis_config *cfg;
     int fd;
     SSL *ssl;          /* NULL on plain connections */
+    bool timed_recv;   /* plain, blocking, SO_RCVTIMEO = command_timeout_ms */
+    bool answered;     /* a reply has arrived on it */
     short want;        /* what the last would-block operation waits for */
     redisReader *reader;
     char *out;         /* formatted commands not yet written */
@@ -56,7 +64,7 @@ static void fail_set(sg_redis_conn *c, fail_kind k, const char *cause)
 {
     if (c->fail == F_NONE) { /* the first failure is the cause */
         c->fail = k;
-        snprintf(c->cause, sizeof c->cause, "%s", cause);
+        snprintf(c->cause, sizeof c->cause, "%.*s", (int)sizeof c->cause - 1, cause);
     }
 }
 
@@ -218,7 +226,7 @@ static bool wait_ready(sg_redis_conn *c, short ev, int64_t deadline)
 }
 
 /* ---- raw I/O: > 0 bytes moved, 0 would block (c->want set), < 0 failed ---- */
-static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n)
+static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n, bool block)
 {
     if (c->ssl) {
         ERR_clear_error();
@@ -234,7 +242,7 @@ static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n)
         return -1;
     }
     for (;;) {
-        ssize_t r = recv(c->fd, buf, n, 0);
+        ssize_t r = recv(c->fd, buf, n, block ? 0 : MSG_DONTWAIT);
         if (r > 0)
             return r;
         if (r == 0) {
@@ -243,6 +251,10 @@ static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n)
         }
         if (errno == EINTR)
             continue;
+        if (block && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            fail_set(c, F_TIMEOUT, "timed out");
+            return -1;
+        }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             c->want = POLLIN;
             return 0;
@@ -268,7 +280,7 @@ static ssize_t raw_write(sg_redis_conn *c, const char *buf, size_t n)
         return -1;
     }
     for (;;) {
-        ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
+        ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r >= 0)
             return r;
         if (errno == EINTR)
@@ -345,14 +357,23 @@ static sg_status next_reply(sg_redis_conn *c, int64_t deadline, redisReply **out
         }
         if (r) {
             *out = r;
+            c->answered = true;
             return SG_OK;
         }
-        /* poll first: the reply is rarely there already, and a read that
-         * would block costs a system call; over TLS OpenSSL may hold bytes */
-        if (!sg_redis_pending(c) && !wait_ready(c, c->want ? c->want : POLLIN, deadline))
+        /* The first wait of a request on a plain socket is recv itself
+         * (SO_RCVTIMEO is the time left); otherwise poll first: the reply is
+         * rarely there already, and a read that would block costs a system
+         * call. Over TLS OpenSSL may hold decrypted bytes. */
+        bool block = false;
+        if (c->timed_recv && deadline >= 0) {
+            int64_t left = deadline - sg_monotonic_ms() - c->cfg->command_timeout_ms;
+            block = left >= -1 && left <= 1;
+        }
+        if (!block && !sg_redis_pending(c) &&
+            !wait_ready(c, c->want ? c->want : POLLIN, deadline))
             return SG_ERROR;
         c->want = 0;
-        ssize_t n = raw_read(c, buf, sizeof buf);
+        ssize_t n = raw_read(c, buf, sizeof buf, block);
         if (n < 0)
             return SG_ERROR;
         if (n > 0 && redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
@@ -411,7 +432,7 @@ bool sg_redis_idle_alive(sg_redis_conn *c)
             return false; /* hung up, or a plain socket with bytes nobody asked for */
         /* TLS 1.3 servers may send session tickets after the handshake */
         char b[256];
-        ssize_t r = raw_read(c, b, sizeof b);
+        ssize_t r = raw_read(c, b, sizeof b, false);
         if (r != 0)
             return false; /* application data or a failure: not ours to keep */
     }
@@ -490,6 +511,21 @@ static bool connect_unix(sg_redis_conn *c, int64_t deadline)
     return connect_fd(c, (const struct sockaddr *)&sa, sizeof sa, deadline);
 }
 
+/* A plain socket turns blocking, its reads bounded by SO_RCVTIMEO. */
+static bool timed_recv(sg_redis_conn *c)
+{
+    int ms = c->cfg->command_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+        fail_errno(c, errno);
+        return false;
+    }
+    c->timed_recv = true;
+    return true;
+}
+
 static bool is_ip_literal(const char *h)
 {
     unsigned char b[sizeof(struct in6_addr)];
@@ -531,8 +567,34 @@ static bool handshake(sg_redis_conn *c, int64_t deadline)
             fail_tls(c, e);
             return false;
         }
-        if (!wait_ready(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
+        if (!wait_ready(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
+            if (c->fail == F_TIMEOUT) /* a plain Redis waits for a newline forever */
+                snprintf(c->cause, sizeof c->cause,
+                         "no TLS handshake before the connect timeout: is this a TLS port?");
             return false;
+        }
+    }
+}
+
+/* A TLS 1.3 server checks our certificate after our side of the handshake
+ * is done, so its refusal — an alert, then close — meets our first command,
+ * often as a reset. Read the alert if it is still there; a connection closed
+ * between the handshake and the first reply is a refusal either way (a
+ * restarting server refuses the TCP connection instead), so it fails as
+ * AuthFailed rather than being retried as an outage. */
+static void refused_after_handshake(sg_redis_conn *c)
+{
+    char b[256];
+    c->fail = F_NONE;
+    c->cause[0] = '\0';
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, b, sizeof b);
+    if (r <= 0)
+        fail_tls(c, SSL_get_error(c->ssl, r));
+    if (c->fail != F_TLS_REFUSED) {
+        c->fail = F_NONE;
+        fail_set(c, F_TLS_REFUSED, "the server closed the connection right after the TLS "
+                                   "handshake");
     }
 }
 
@@ -549,8 +611,11 @@ static sg_status setup_command(sg_redis_conn *c, int argc, const char **argv, in
         st = flush(c, deadline, &sent);
     if (auth && c->out) /* it held the password */
         explicit_bzero(c->out, c->out_len);
-    if (st != SG_OK || next_reply(c, deadline, &r) != SG_OK)
+    if (st != SG_OK || next_reply(c, deadline, &r) != SG_OK) {
+        if (c->ssl && !c->answered && (c->fail == F_DROPPED || c->fail == F_IO))
+            refused_after_handshake(c);
         return sg_redis_error(c, err);
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         st = sg_redis_reply_error(r, err);
         if (auth)
@@ -574,6 +639,8 @@ sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err)
     bool ok = cfg->socket_path[0] ? connect_unix(c, deadline) : connect_tcp(c, deadline);
     if (ok && cfg->tls)
         ok = handshake(c, deadline);
+    else if (ok)
+        ok = timed_recv(c);
     if (!ok) {
         sg_redis_error(c, err);
         sg_redis_close(c);
