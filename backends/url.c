@@ -505,12 +505,22 @@ const char *sg_url_get(const sg_url *u, const char *name)
 }
 
 /* ---- redaction ---- */
+/* The path of a TLS private key (Redis tls_key=, libpq sslkey=). Not a
+ * secret itself, but it says where the one file lives that lets anyone pose
+ * as this client, and mount tables and ps are world-readable: hidden.
+ * CA and certificate paths (public material) stay visible. */
+static bool private_key_path(const char *name, size_t nlen)
+{
+    return (nlen == 7 && !strncasecmp(name, "tls_key", 7)) ||
+           (nlen == 6 && !strncasecmp(name, "sslkey", 6));
+}
+
 /* A value that may carry a whole nested URL or connection string (libpq
  * expands a dbname that looks like one) is hidden as if it were a secret. */
 static bool hide_param(const char *name, size_t nlen, const char *value)
 {
-    return sg_url_secret_name(name, nlen) || strstr(value, "://") || strchr(value, '=') ||
-           strchr(value, '@');
+    return sg_url_secret_name(name, nlen) || private_key_path(name, nlen) ||
+           strstr(value, "://") || strchr(value, '=') || strchr(value, '@');
 }
 
 typedef struct out_buf {
