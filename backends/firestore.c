@@ -41,6 +41,8 @@ typedef struct fs_backend {
     char collection[128], fence_collection[128];
     bool emulator, metadata;
     char *token_file, *credentials;
+    char *ca_file;         /* ca_file=: CAs for every HTTPS request (NULL: system's) */
+    char endpoint_param[256]; /* endpoint=, applied after the emulator check */
     long timeout_ms, connect_timeout_ms;
     sg_pool pool;          /* of CURL easy handles (keep-alive connections) */
     pthread_mutex_t mu;    /* token, cache */
@@ -106,6 +108,12 @@ static sg_status curl_error(CURLcode rc, sg_error *err)
         return sg_error_set(err, SG_E_INTERNAL, "out of memory");
     if (rc == CURLE_WRITE_ERROR)
         return sg_error_set(err, SG_E_INTERNAL, "Firestore response too large");
+    if (rc == CURLE_PEER_FAILED_VERIFICATION)
+        return sg_error_set(err, SG_E_AUTH_FAILED,
+                            "Firestore TLS: the server's certificate was not accepted (check "
+                            "ca_file= and the endpoint's host name)");
+    if (rc == CURLE_SSL_CACERT_BADFILE)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "Firestore TLS: cannot read ca_file=");
     return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "cannot reach Firestore");
 }
 
@@ -140,6 +148,11 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* verification always on (curl's default, said once more after reset) */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (fb->ca_file) /* the token endpoint too: every request comes here */
+        curl_easy_setopt(c, CURLOPT_CAINFO, fb->ca_file);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -785,6 +798,7 @@ static void f_close(sg_backend *b)
         }
     explicit_bzero(fb->token, sizeof fb->token);
     free(fb->token_file);
+    free(fb->ca_file);
     free(fb->credentials);
     pthread_mutex_destroy(&fb->mu);
     free(fb);
@@ -838,8 +852,23 @@ static sg_status from_url(fs_backend *fb, const sg_url *u, sg_error *err)
             snprintf(p[0] == 'c' ? fb->collection : fb->fence_collection, 128, "%s", v);
         } else if (!strcmp(p, "token_file")) {
             free(fb->token_file);
+    free(fb->ca_file);
             if (!(fb->token_file = strdup(v)))
                 return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        } else if (!strcmp(p, "ca_file")) {
+            free(fb->ca_file);
+            if (!(fb->ca_file = strdup(v)))
+                return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        } else if (!strcmp(p, "endpoint")) {
+            /* scheme://host[:port] only: no user, path or query */
+            bool ok = (!strncmp(v, "https://", 8) || !strncmp(v, "http://", 7)) &&
+                      strlen(v) < sizeof fb->endpoint_param && !strchr(v, '@') &&
+                      !strchr(strstr(v, "://") + 3, '/') && !strchr(v, '?') &&
+                      strstr(v, "://")[3];
+            if (!ok)
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "endpoint must be https://host[:port]");
+            snprintf(fb->endpoint_param, sizeof fb->endpoint_param, "%s", v);
         } else if (!strcmp(p, "metadata")) {
             fb->metadata = !strcmp(v, "1") || !strcmp(v, "true");
         } else if (!strcmp(p, "timeout_ms")) {
@@ -890,6 +919,14 @@ sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_back
         const char *cred = getenv("GOOGLE_APPLICATION_CREDENTIALS");
         if (!fb->token_file && cred && *cred)
             fb->credentials = strdup(cred);
+    }
+    if (st == SG_OK && fb->endpoint_param[0]) {
+        /* plain HTTP only to the emulator: outside it, TLS and verification */
+        if (!fb->emulator && strncmp(fb->endpoint_param, "https://", 8))
+            st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                              "endpoint must be https:// (http:// only with "
+                              "FIRESTORE_EMULATOR_HOST)");
+        snprintf(fb->endpoint, sizeof fb->endpoint, "%s", fb->endpoint_param);
     }
     if (st != SG_OK) {
         f_close(b);
