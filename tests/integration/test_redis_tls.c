@@ -2,9 +2,10 @@
  * scripts/test makes the certificates (scripts/tls-certs → SG_TEST_TLS_DIR)
  * and gives the main server a TLS port (SG_TEST_REDISS_URL: verified with
  * the test CA, client certificates optional); tests that need another
- * server configuration start their own on SG_TEST_REDIS_PORT_BASE + 40..49,
- * each with a plain port next to the TLS one (for redis-ctl's PING and for
- * counting connections). */
+ * server configuration start their own on SG_TEST_REDIS_PORT_BASE + 12..19
+ * (and a forwarder on + 24), each with a plain port next to the TLS one (for
+ * redis-ctl's PING and for counting connections). Ports from + 51 on are
+ * PostgreSQL's with scripts/test's default ports. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,11 +144,11 @@ static void wrong_ca_is_auth_failed_without_retries(void **state)
 static void wrong_host_name_is_auth_failed(void **state)
 {
     (void)state;
-    start_tls("tlsname", 40, "wrongname", "no", "");
+    start_tls("tlsname", 12, "wrongname", "no", "");
     char u[512];
     const char *hosts[] = {"127.0.0.1", "localhost"};
     for (int i = 0; i < 2; i++) {
-        snprintf(u, sizeof u, "rediss://%s:%d?tls_ca=%s/ca.crt", hosts[i], private_port(40),
+        snprintf(u, sizeof u, "rediss://%s:%d?tls_ca=%s/ca.crt", hosts[i], private_port(12),
                  tls);
         open_fails(u, SG_E_AUTH_FAILED, "mismatch");
     }
@@ -177,9 +178,9 @@ static void count_warnings(sg_log_level level, const char *msg, void *ud)
 static void insecure_mode_works_and_warns(void **state)
 {
     (void)state;
-    start_tls("tlsinsecure", 42, "wrongname", "no", "");
+    start_tls("tlsinsecure", 14, "wrongname", "no", "");
     char u[512];
-    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_insecure=1", private_port(42));
+    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_insecure=1", private_port(14));
     warnings = 0;
     sg_log_set(count_warnings, NULL);
     sg_backend *b;
@@ -201,27 +202,27 @@ static void insecure_mode_works_and_warns(void **state)
 static void client_certificate_required(void **state)
 {
     (void)state;
-    start_tls("tlsclient", 44, "server", "yes", "--requirepass s3cret");
+    start_tls("tlsclient", 16, "server", "yes", "--requirepass s3cret");
     char u[1024];
-    snprintf(u, sizeof u, "rediss://:s3cret@127.0.0.1:%d/2?tls_ca=%s/ca.crt", private_port(44),
+    snprintf(u, sizeof u, "rediss://:s3cret@127.0.0.1:%d/2?tls_ca=%s/ca.crt", private_port(16),
              tls);
     open_fails(u, SG_E_AUTH_FAILED, "client certificate");
     /* a certificate the server's CA did not sign: the server itself */
     snprintf(u, sizeof u,
              "rediss://:s3cret@127.0.0.1:%d/2?tls_ca=%s/ca.crt&tls_cert=%s/other-ca.crt"
              "&tls_key=%s/other-ca.key",
-             private_port(44), tls, tls, tls);
+             private_port(16), tls, tls, tls);
     open_fails(u, SG_E_AUTH_FAILED, NULL);
     snprintf(u, sizeof u,
              "rediss://:s3cret@127.0.0.1:%d/2?tls_ca=%s/ca.crt&tls_cert=%s/client.crt"
              "&tls_key=%s/client.key",
-             private_port(44), tls, tls, tls);
+             private_port(16), tls, tls, tls);
     sg_backend *b;
     sg_error err;
     assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
     sg_lock a;
     assert_int_equal(sg_acquire(b, "tls:client", 5000, &a, &err), SG_OK);
-    redisContext *c = redisConnect("127.0.0.1", private_port(45));
+    redisContext *c = redisConnect("127.0.0.1", private_port(17));
     redisReply *r = redisCommand(c, "AUTH s3cret");
     freeReplyObject(r);
     r = redisCommand(c, "SELECT 2");
@@ -283,9 +284,9 @@ static void settings_are_checked_at_open(void **state)
 static void restart_and_stall_behave_as_plain(void **state)
 {
     (void)state;
-    start_tls("tlsrestart", 46, "server", "no", "");
+    start_tls("tlsrestart", 18, "server", "no", "");
     char u[512];
-    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_ca=%s/ca.crt", private_port(46), tls);
+    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_ca=%s/ca.crt", private_port(18), tls);
     sg_backend *b;
     sg_error err;
     assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
@@ -302,8 +303,8 @@ static void restart_and_stall_behave_as_plain(void **state)
     assert_int_equal(errors, 0);
     sg_backend_close(b);
 
-    pid_t fwd = stall_start(private_port(48), private_port(46));
-    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_ca=%s/ca.crt", private_port(48), tls);
+    pid_t fwd = stall_start(private_port(24), private_port(18));
+    snprintf(u, sizeof u, "rediss://127.0.0.1:%d?tls_ca=%s/ca.crt", private_port(24), tls);
     sg_open_opts o = {.command_timeout_ms = 300};
     assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
     int64_t worst = check_stalled_calls(b, fwd, "rediss", 300);
