@@ -23,6 +23,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +528,58 @@ static bool timed_recv(sg_redis_conn *c)
     return true;
 }
 
+/* The socket under OpenSSL, written with MSG_NOSIGNAL: OpenSSL's own socket
+ * BIO uses write(), and a server gone away would raise SIGPIPE in a process
+ * that never asked for Redis to be able to kill it. */
+static int nosig_write(BIO *b, const char *buf, int n)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t r = send((int)(intptr_t)BIO_get_data(b), buf, (size_t)n, MSG_NOSIGNAL);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static int nosig_read(BIO *b, char *buf, int n)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t r = recv((int)(intptr_t)BIO_get_data(b), buf, (size_t)n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int nosig_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *nosig_method;
+static void nosig_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sg-socket");
+    if (m && BIO_meth_set_write(m, nosig_write) && BIO_meth_set_read(m, nosig_read) &&
+        BIO_meth_set_ctrl(m, nosig_ctrl) && BIO_meth_set_create(m, nosig_create))
+        nosig_method = m;
+}
+
+static BIO *nosig_bio(int fd)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, nosig_method_init);
+    BIO *b = nosig_method ? BIO_new(nosig_method) : NULL;
+    if (b)
+        BIO_set_data(b, (void *)(intptr_t)fd);
+    return b;
+}
+
 static bool is_ip_literal(const char *h)
 {
     unsigned char b[sizeof(struct in6_addr)];
@@ -538,10 +592,12 @@ static bool handshake(sg_redis_conn *c, int64_t deadline)
 {
     const sg_redis_config *cfg = c->cfg;
     c->ssl = SSL_new(cfg->ssl_ctx);
-    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+    BIO *bio = c->ssl ? nosig_bio(c->fd) : NULL;
+    if (!bio) {
         fail_set(c, F_OOM, "out of memory creating a TLS session");
         return false;
     }
+    SSL_set_bio(c->ssl, bio, bio); /* the SSL owns it */
     bool ip = is_ip_literal(cfg->host);
     if (!ip && !SSL_set_tlsext_host_name(c->ssl, cfg->host)) {
         fail_set(c, F_TLS, "cannot set the TLS server name");
