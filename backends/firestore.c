@@ -505,6 +505,7 @@ static void f_close(sg_backend *b)
         }
     explicit_bzero(fb->token, sizeof fb->token);
     free(fb->token_file);
+    free(fb->ca_file);
     free(fb->credentials);
     pthread_mutex_destroy(&fb->mu);
     free(fb);
@@ -560,6 +561,20 @@ static sg_status from_url(fs_backend *fb, const sg_url *u, sg_error *err)
             free(fb->token_file);
             if (!(fb->token_file = strdup(v)))
                 return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        } else if (!strcmp(p, "ca_file")) {
+            free(fb->ca_file);
+            if (!(fb->ca_file = strdup(v)))
+                return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        } else if (!strcmp(p, "endpoint")) {
+            /* scheme://host[:port] only: no user, path or query */
+            bool ok = (!strncmp(v, "https://", 8) || !strncmp(v, "http://", 7)) &&
+                      strlen(v) < sizeof fb->endpoint_param && !strchr(v, '@') &&
+                      !strchr(strstr(v, "://") + 3, '/') && !strchr(v, '?') &&
+                      strstr(v, "://")[3];
+            if (!ok)
+                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                                    "endpoint must be https://host[:port]");
+            snprintf(fb->endpoint_param, sizeof fb->endpoint_param, "%s", v);
         } else if (!strcmp(p, "metadata")) {
             fb->metadata = !strcmp(v, "1") || !strcmp(v, "true");
         } else if (!strcmp(p, "timeout_ms")) {
@@ -611,6 +626,14 @@ sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_back
         const char *cred = getenv("GOOGLE_APPLICATION_CREDENTIALS");
         if (!fb->token_file && cred && *cred)
             fb->credentials = strdup(cred);
+    }
+    if (st == SG_OK && fb->endpoint_param[0]) {
+        /* plain HTTP only to the emulator: outside it, TLS and verification */
+        if (!fb->emulator && strncmp(fb->endpoint_param, "https://", 8))
+            st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                              "endpoint must be https:// (http:// only with "
+                              "FIRESTORE_EMULATOR_HOST)");
+        snprintf(fb->endpoint, sizeof fb->endpoint, "%s", fb->endpoint_param);
     }
     if (st != SG_OK) {
         f_close(b);

@@ -71,6 +71,12 @@ static sg_status curl_error(CURLcode rc, sg_error *err)
         return sg_error_set(err, SG_E_INTERNAL, "out of memory");
     if (rc == CURLE_WRITE_ERROR)
         return sg_error_set(err, SG_E_INTERNAL, "Firestore response too large");
+    if (rc == CURLE_PEER_FAILED_VERIFICATION)
+        return sg_error_set(err, SG_E_AUTH_FAILED,
+                            "Firestore TLS: the server's certificate was not accepted (check "
+                            "ca_file= and the endpoint's host name)");
+    if (rc == CURLE_SSL_CACERT_BADFILE)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "Firestore TLS: cannot read ca_file=");
     return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "cannot reach Firestore");
 }
 
@@ -105,6 +111,11 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* verification always on (curl's default, said once more after reset) */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (fb->ca_file) /* the token endpoint too: every request comes here */
+        curl_easy_setopt(c, CURLOPT_CAINFO, fb->ca_file);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));

@@ -30,6 +30,8 @@ typedef struct fs_backend {
     char collection[128], fence_collection[128];
     bool emulator, metadata;
     char *token_file, *credentials;
+    char *ca_file;         /* ca_file=: CAs for every HTTPS request (NULL: system's) */
+    char endpoint_param[256]; /* endpoint=, applied after the emulator check */
     long timeout_ms, connect_timeout_ms;
     sg_pool pool;          /* of CURL easy handles (keep-alive connections) */
     pthread_mutex_t mu;    /* token, cache */

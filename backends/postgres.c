@@ -122,6 +122,25 @@ static sg_status conn_error(PGconn *c, sg_error *err)
         return sg_error_set(err, SG_E_AUTH_FAILED, "PostgreSQL refused the connection");
     if (strstr(m, "timeout expired"))
         return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "PostgreSQL connect timed out");
+    /* TLS (sslmode=verify-ca/verify-full): a server we cannot verify, or one
+     * without TLS when TLS is required, is refused, not retried as an outage */
+    if (strstr(m, "certificate verify failed") || strstr(m, "does not match host name") ||
+        strstr(m, "server certificate for"))
+        return sg_error_set(err, SG_E_AUTH_FAILED,
+                            "PostgreSQL TLS: the server's certificate was not accepted (check "
+                            "sslrootcert= and the host name)");
+    if (strstr(m, "does not support SSL") || strstr(m, "SSL connection is required") ||
+        strstr(m, "no encryption"))
+        return sg_error_set(err, SG_E_AUTH_FAILED,
+                            "PostgreSQL TLS: sslmode requires TLS and the two sides could not "
+                            "agree on it");
+    if (strstr(m, "root certificate file") || strstr(m, "could not read root certificate") ||
+        strstr(m, "could not load private key") || strstr(m, "could not open certificate"))
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
+                            "PostgreSQL TLS: cannot read a certificate or key file (sslrootcert=, "
+                            "sslcert=, sslkey=)");
+    if (strstr(m, "SSL error") || strstr(m, "alert"))
+        return sg_error_set(err, SG_E_AUTH_FAILED, "PostgreSQL TLS handshake refused");
     return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "PostgreSQL connection failed");
 }
 

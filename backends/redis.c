@@ -1,16 +1,15 @@
-/* redis.c — the Redis backend (hiredis 0.14): one Lua script per mutation,
- * SyncGuard's storage layout, a small connection pool for many threads.
+/* redis.c — the Redis backend: one Lua script per mutation, SyncGuard's
+ * storage layout, a small pool of connections for many threads. The
+ * connections — plain, unix or TLS — are redis_transport.c's.
  *
  * Layout (SPEC section 4): lock  storage_key(prefix, key)            JSON, PX ttl
  *                          index storage_key(prefix, "id:" + lockId) lock key, PX ttl
  *                          fence storage_key(prefix, "fence:" + lock key)  INCR, no TTL */
 #include "backends.h"
 #include "pool.h"
+#include "redis_transport.h"
 
-#include <errno.h>
-#include <hiredis/hiredis.h>
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,127 +132,37 @@ static const char *const scripts[S_COUNT] = {ACQUIRE_LUA,    RELEASE_LUA,   EXTE
                                              LOOKUP_KEY_LUA, LOOKUP_ID_LUA, LIST_LUA};
 
 typedef struct redis_backend {
-    /* configuration, fixed after open */
-    char host[256];
-    int port;
-    char socket_path[108];
-    int db;
+    sg_redis_config cfg; /* address, credentials, timeouts, TLS; fixed after open */
     char prefix[256];
-    char *user, *password;
-    struct timeval connect_timeout, command_timeout;
     char sha[S_COUNT][41];
-    sg_pool pool; /* of redisContext */
+    sg_pool pool; /* of sg_redis_conn */
 } redis_backend;
-
-/* ---- error mapping ---- */
-static sg_status context_error(redisContext *c, sg_error *err, bool sent)
-{
-    int e = errno;
-    if (err) {
-        snprintf(err->cause, sizeof err->cause, "%s", c ? c->errstr : "no context");
-        err->unknown_outcome = sent;
-    }
-    if (c && c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT ||
-                                        e == EINPROGRESS))
-        return sg_error_set(err, SG_E_NETWORK_TIMEOUT, "Redis did not answer in time");
-    if (c && c->err == REDIS_ERR_OOM)
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory talking to Redis");
-    if (c && c->err == REDIS_ERR_PROTOCOL)
-        return sg_error_set(err, SG_E_INTERNAL, "Redis protocol error");
-    return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "Redis connection failed");
-}
-
-/* Map an error reply. */
-static sg_status reply_error(const redisReply *r, sg_error *err)
-{
-    const char *s = r->str ? r->str : "";
-    if (err)
-        snprintf(err->cause, sizeof err->cause, "%s", s);
-    if (!strncmp(s, "NOAUTH", 6) || !strncmp(s, "WRONGPASS", 9) || !strncmp(s, "NOPERM", 6) ||
-        strstr(s, "invalid password") || strstr(s, "invalid username-password"))
-        return sg_error_set(err, SG_E_AUTH_FAILED, "Redis refused authentication");
-    if (!strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "MASTERDOWN", 10) ||
-        !strncmp(s, "READONLY", 8) || !strncmp(s, "TRYAGAIN", 8) ||
-        !strncmp(s, "CLUSTERDOWN", 11))
-        return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE, "Redis is not serving writes");
-    if (!strncmp(s, "OOM", 3))
-        return sg_error_set(err, SG_E_RATE_LIMITED, "Redis is out of memory (maxmemory)");
-    if (!strncmp(s, "CROSSSLOT", 9) || !strncmp(s, "MOVED", 5) || !strncmp(s, "ASK", 3))
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                            "Redis Cluster is not supported (lock keys span slots)");
-    return sg_error_set(err, SG_E_INTERNAL, "Redis returned an error");
-}
 
 static sg_status bad_reply(sg_error *err, const char *what)
 {
     return sg_error_set(err, SG_E_INTERNAL, "unexpected reply from Redis to %s", what);
 }
 
-/* ---- connections ---- */
-/* A new context with AUTH and SELECT done (the pool's connect). */
+/* ---- connections (redis_transport.c) ---- */
 static void *connect_one(void *ud, sg_error *err)
 {
-    redis_backend *rb = ud;
-    redisContext *c = rb->socket_path[0]
-                          ? redisConnectUnixWithTimeout(rb->socket_path, rb->connect_timeout)
-                          : redisConnectWithTimeout(rb->host, rb->port, rb->connect_timeout);
-    if (!c) {
-        sg_error_set(err, SG_E_INTERNAL, "out of memory creating a Redis context");
-        return NULL;
-    }
-    if (c->err) {
-        context_error(c, err, false);
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, rb->command_timeout);
-    /* hiredis never redoes AUTH/SELECT itself: every new context does. */
-    if (rb->password) {
-        const char *argv[3] = {"AUTH", rb->user ? rb->user : rb->password, rb->password};
-        int argc = rb->user ? 3 : 2;
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        sg_status st = SG_OK;
-        if (!r)
-            st = context_error(c, err, false);
-        else if (r->type == REDIS_REPLY_ERROR)
-            st = sg_error_set(err, SG_E_AUTH_FAILED, "Redis refused the password");
-        freeReplyObject(r);
-        if (st != SG_OK) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    if (rb->db) {
-        redisReply *r = redisCommand(c, "SELECT %d", rb->db);
-        sg_status st = SG_OK;
-        if (!r)
-            st = context_error(c, err, false);
-        else if (r->type == REDIS_REPLY_ERROR)
-            st = reply_error(r, err);
-        freeReplyObject(r);
-        if (st != SG_OK) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
+    return sg_redis_connect(&((redis_backend *)ud)->cfg, err);
 }
 
 static void close_one(void *c)
 {
-    redisFree(c);
+    sg_redis_close(c);
 }
 
 static bool alive_one(void *c)
 {
-    return sg_pool_fd_idle(((redisContext *)c)->fd);
+    return sg_redis_idle_alive(c);
 }
 
-/* A connection that saw any error is dropped (hiredis contexts are unusable
- * after an I/O error), so the next borrower reconnects. */
-static void give_back(redis_backend *rb, redisContext *c)
+/* A connection that saw any error is dropped, so the next borrower connects. */
+static void give_back(redis_backend *rb, sg_redis_conn *c)
 {
-    sg_pool_return(&rb->pool, c, !c->err);
+    sg_pool_return(&rb->pool, c, !sg_redis_broken(c));
 }
 
 /* Every call is retried once on a fresh connection when its connection was
@@ -263,33 +172,6 @@ static void give_back(redis_backend *rb, redisContext *c)
  * run before the drop reports "absent" on the retry. op_kind says what an
  * error means for the outcome. */
 typedef enum op_kind { OP_READ, OP_WRITE } op_kind;
-
-/* One request on c. *sent tells whether any byte of it was written: a write
- * that failed at once never reached the server. NULL on a context error. */
-static redisReply *exchange(redisContext *c, int argc, const char **argv, bool *sent)
-{
-    *sent = false;
-    if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
-        return NULL;
-    int done = 0;
-    while (!done) {
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-            return NULL;
-        *sent = true;
-    }
-    void *r = NULL;
-    if (redisGetReply(c, &r) != REDIS_OK)
-        return NULL;
-    return r;
-}
-
-/* The connection was closed or reset under us (not a timeout). */
-static bool dropped(const redisContext *c, int e)
-{
-    return c->err == REDIS_ERR_EOF ||
-           (c->err == REDIS_ERR_IO &&
-            (e == ECONNRESET || e == EPIPE || e == ENOTCONN || e == ECONNABORTED));
-}
 
 /* Run script `s` with keys and args (all NUL-terminated strings).
  * EVALSHA; on NOSCRIPT, SCRIPT LOAD and once more. A connection found
@@ -313,37 +195,31 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
     const char *load[3] = {"SCRIPT", "LOAD", scripts[s]};
 
     for (int conn_try = 0;; conn_try++) {
-        redisContext *c = sg_pool_borrow(&rb->pool, err);
+        sg_redis_conn *c = sg_pool_borrow(&rb->pool, err);
         if (!c)
             return NULL;
         redisReply *r = NULL;
         bool retry = false;
         for (int attempt = 0; attempt < 2; attempt++) {
             bool sent;
-            r = exchange(c, argc, argv, &sent);
+            r = sg_redis_command(c, argc, argv, &sent, err);
             if (!r) {
-                int e = errno;
-                retry = conn_try == 0 && dropped(c, e);
-                errno = e;
-                if (!retry)
-                    context_error(c, err, sent && kind != OP_READ);
+                retry = conn_try == 0 && sg_redis_dropped(c);
+                if (err)
+                    err->unknown_outcome = sent && kind != OP_READ;
                 break;
             }
             if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
                 attempt == 0) {
                 freeReplyObject(r); /* not run: load it (after a restart) and run it */
-                r = exchange(c, 3, load, &sent);
+                r = sg_redis_command(c, 3, load, &sent, err);
                 if (!r) {
-                    int e = errno;
-                    retry = conn_try == 0 && dropped(c, e);
-                    errno = e;
-                    if (!retry)
-                        context_error(c, err, false);
+                    retry = conn_try == 0 && sg_redis_dropped(c);
                     break;
                 }
                 bool ok = r->type == REDIS_REPLY_STRING;
                 if (!ok)
-                    reply_error(r, err);
+                    sg_redis_reply_error(r, err);
                 freeReplyObject(r);
                 r = NULL;
                 if (!ok)
@@ -351,7 +227,7 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
                 continue;
             }
             if (r->type == REDIS_REPLY_ERROR) {
-                reply_error(r, err);
+                sg_redis_reply_error(r, err);
                 freeReplyObject(r);
                 r = NULL;
             }
@@ -595,10 +471,7 @@ static void r_close(sg_backend *b)
 {
     redis_backend *rb = b->impl;
     sg_pool_destroy(&rb->pool);
-    if (rb->password)
-        explicit_bzero(rb->password, strlen(rb->password));
-    free(rb->password);
-    free(rb->user);
+    sg_redis_config_free(&rb->cfg);
     free(rb);
     free(b);
 }
@@ -613,117 +486,43 @@ static const sg_backend_ops redis_ops = {
     .close = r_close,
 };
 
-/* ---- configuration from the parsed URL (url.c) ---- */
-static bool parse_int(const char *s, long lo, long hi, long *out)
+/* ---- configuration ---- */
+/* prefix= is the backend's; everything else is the connection's (transport). */
+static sg_status apply_prefix(redis_backend *rb, const sg_url *u, sg_error *err)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 10)
-        return false;
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* Query parameters: prefix, db, connect_timeout_ms, command_timeout_ms,
- * password_file (*pwfile points into u). */
-static sg_status apply_params(redis_backend *rb, const sg_url *u, const char **pwfile,
-                              sg_error *err)
-{
-    for (size_t i = 0; i < u->n_params; i++) {
-        const char *k = u->params[i].name, *v = u->params[i].value;
-        long n;
-        if (!strcmp(k, "prefix")) {
-            size_t len = strlen(v);
-            if (len >= sizeof rb->prefix || strstr(v, "fence:") ||
-                (len >= 5 && !strcmp(v + len - 5, "fence")))
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "prefix must be shorter than 256 bytes, must not contain "
-                                    "'fence:' nor end with 'fence'");
-            snprintf(rb->prefix, sizeof rb->prefix, "%s", v);
-        } else if (!strcmp(k, "db")) {
-            if (!parse_int(v, 0, 1000000, &n))
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT, "db must be a number");
-            rb->db = (int)n;
-        } else if (!strcmp(k, "connect_timeout_ms") || !strcmp(k, "command_timeout_ms")) {
-            if (!parse_int(v, 1, 3600000, &n))
-                return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                    "%s must be 1..3600000 milliseconds", k);
-            struct timeval *tv = k[2] == 'n' ? &rb->connect_timeout : &rb->command_timeout;
-            tv->tv_sec = n / 1000;
-            tv->tv_usec = (n % 1000) * 1000;
-        } else if (!strcmp(k, "password_file")) {
-            *pwfile = v;
-        } else {
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "unknown URL parameter '%.40s'",
-                                sg_url_secret_name(k, strlen(k)) ? "(a secret)" : k);
-        }
-    }
-    return SG_OK;
-}
-
-static sg_status from_url(redis_backend *rb, const sg_url *u, const char **pwfile,
-                          sg_error *err)
-{
-    if (apply_params(rb, u, pwfile, err) != SG_OK)
-        return SG_ERROR;
-    if ((u->user && !(rb->user = strdup(u->user))) ||
-        (u->password && !(rb->password = strdup(u->password))))
-        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
-    if (u->kind == SG_URL_UNIX) {
-        if (u->n_hosts || !u->path || u->path[0] != '/' ||
-            strlen(u->path) >= sizeof rb->socket_path)
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                                "unix:// URL needs an absolute socket path under 108 bytes "
-                                "(unix:///path/redis.sock)");
-        snprintf(rb->socket_path, sizeof rb->socket_path, "%s", u->path);
+    const char *v = sg_url_get(u, "prefix");
+    if (!v)
         return SG_OK;
-    }
-    if (u->n_hosts > 1)
+    size_t len = strlen(v);
+    if (len >= sizeof rb->prefix || strstr(v, "fence:") ||
+        (len >= 5 && !strcmp(v + len - 5, "fence")))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                            "one host per Redis URL (Redis Cluster is not supported)");
-    const char *host = u->n_hosts ? u->hosts[0].name : "";
-    if (strlen(host) >= sizeof rb->host)
-        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "host name too long");
-    snprintf(rb->host, sizeof rb->host, "%s", *host ? host : "127.0.0.1");
-    for (const char *h = rb->host; *h; h++)
-        if (*h == '%' || *h == '@' || *h == '/' || (unsigned char)*h <= ' ')
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "invalid host in Redis URL");
-    rb->port = u->n_hosts && u->hosts[0].port ? u->hosts[0].port : 6379;
-    long n;
-    if (u->path && *u->path) {
-        if (!parse_int(u->path, 0, 1000000, &n))
-            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "database must be a number");
-        rb->db = (int)n;
-    }
+                            "prefix must be shorter than 256 bytes, must not contain "
+                            "'fence:' nor end with 'fence'");
+    snprintf(rb->prefix, sizeof rb->prefix, "%s", v);
     return SG_OK;
 }
 
 /* Fences go backwards if INCRs can be lost: warn, or refuse when asked. */
 static sg_status check_durability(redis_backend *rb, bool require, sg_error *err)
 {
-    redisContext *c = sg_pool_borrow(&rb->pool, err);
+    sg_redis_conn *c = sg_pool_borrow(&rb->pool, err);
     if (!c)
         return SG_ERROR;
     const char *names[3] = {"appendonly", "appendfsync", "maxmemory-policy"};
     char values[3][64] = {"", "", ""};
     bool readable = true;
     for (int i = 0; i < 3 && readable; i++) {
-        redisReply *r = redisCommand(c, "CONFIG GET %s", names[i]);
+        const char *argv[3] = {"CONFIG", "GET", names[i]};
+        bool sent;
+        redisReply *r = sg_redis_command(c, 3, argv, &sent, err);
         if (!r) {
-            sg_status st = context_error(c, err, false);
             give_back(rb, c);
-            return st;
+            return SG_ERROR;
         }
         if (r->type == REDIS_REPLY_ERROR && r->str &&
             (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))) {
-            sg_status st = reply_error(r, err);
+            sg_status st = sg_redis_reply_error(r, err);
             freeReplyObject(r);
             give_back(rb, c);
             return st;
@@ -764,49 +563,24 @@ static sg_status check_durability(redis_backend *rb, bool require, sg_error *err
 sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend **out,
                         sg_error *err)
 {
-    sg_open_opts o = opts ? *opts : (sg_open_opts){0};
     sg_backend *b = sg_backend_alloc(&redis_ops, (sg_capabilities){"redis", true, SG_TIME_SERVER}, sizeof(redis_backend), err);
     if (!b)
         return SG_ERROR;
     redis_backend *rb = b->impl;
     sg_pool_init(&rb->pool, connect_one, close_one, alive_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
-    int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 2000;
-    int mto = o.command_timeout_ms > 0 ? o.command_timeout_ms : 2000;
-    rb->connect_timeout = (struct timeval){cto / 1000, (cto % 1000) * 1000};
-    rb->command_timeout = (struct timeval){mto / 1000, (mto % 1000) * 1000};
     for (int i = 0; i < S_COUNT; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
         SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), d);
         for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
             snprintf(rb->sha[i] + 2 * j, 3, "%02x", d[j]);
     }
-
-    const char *pwfile = NULL;
-    sg_status st = from_url(rb, url, &pwfile, err);
-    if (st == SG_OK) {
-        char *pw = NULL;
-        if (o.password)
-            pw = strdup(o.password);
-        else if (!rb->password && pwfile)
-            pw = sg_secret_read(pwfile, 1024, SG_E_INVALID_ARGUMENT, err), st = pw ? SG_OK : SG_ERROR;
-        else if (!rb->password && getenv("SYNCGUARD_REDIS_PASSWORD"))
-            pw = strdup(getenv("SYNCGUARD_REDIS_PASSWORD"));
-        if (pw) {
-            sg_secret_free(rb->password);
-            rb->password = pw;
-        }
-    }
-    if (rb->password && !rb->password[0]) { /* "redis://:@host": no password */
-        free(rb->password);
-        rb->password = NULL;
-    }
-    if (st == SG_OK && rb->user && !rb->password)
-        st = sg_error_set(err, SG_E_INVALID_ARGUMENT,
-                          "a Redis user name needs a password (redis://user:password@host, "
-                          "password_file= or SYNCGUARD_REDIS_PASSWORD)");
+    static const char *const backend_params[] = {"prefix", NULL};
+    sg_status st = sg_redis_config_parse(&rb->cfg, url, opts, backend_params, err);
     if (st == SG_OK)
-        st = check_durability(rb, o.require_durable_fences, err);
+        st = apply_prefix(rb, url, err);
+    if (st == SG_OK)
+        st = check_durability(rb, opts && opts->require_durable_fences, err);
     if (st != SG_OK) {
         r_close(b);
         return SG_ERROR;

@@ -26,6 +26,7 @@ static sg_status open_parsed(const sg_url *u, const sg_open_opts *opts, sg_backe
 {
     switch (u->kind) {
     case SG_URL_REDIS:
+    case SG_URL_REDISS:
     case SG_URL_UNIX:
         return sg_redis_open(u, opts, out, err);
     case SG_URL_POSTGRES:
@@ -64,5 +65,5 @@ sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend 
 
 const char *sg_backend_schemes(void)
 {
-    return "redis://, unix://, postgres://, postgresql://, firestore://";
+    return "redis://, rediss://, unix://, postgres://, postgresql://, firestore://";
 }

@@ -15,7 +15,8 @@ static const struct {
     const char *prefix;
     sg_url_kind kind;
 } schemes[] = {
-    {"redis://", SG_URL_REDIS},       {"unix://", SG_URL_UNIX},
+    {"redis://", SG_URL_REDIS},       {"rediss://", SG_URL_REDISS},
+    {"unix://", SG_URL_UNIX},
     {"postgres://", SG_URL_POSTGRES}, {"postgresql://", SG_URL_POSTGRES},
     {"firestore://", SG_URL_FIRESTORE},
 };
@@ -25,6 +26,8 @@ const char *sg_url_kind_name(sg_url_kind kind)
     switch (kind) {
     case SG_URL_REDIS:
         return "redis";
+    case SG_URL_REDISS:
+        return "rediss";
     case SG_URL_UNIX:
         return "unix";
     case SG_URL_POSTGRES:
@@ -502,12 +505,22 @@ const char *sg_url_get(const sg_url *u, const char *name)
 }
 
 /* ---- redaction ---- */
+/* The path of a TLS private key (Redis tls_key=, libpq sslkey=). Not a
+ * secret itself, but it says where the one file lives that lets anyone pose
+ * as this client, and mount tables and ps are world-readable: hidden.
+ * CA and certificate paths (public material) stay visible. */
+static bool private_key_path(const char *name, size_t nlen)
+{
+    return (nlen == 7 && !strncasecmp(name, "tls_key", 7)) ||
+           (nlen == 6 && !strncasecmp(name, "sslkey", 6));
+}
+
 /* A value that may carry a whole nested URL or connection string (libpq
  * expands a dbname that looks like one) is hidden as if it were a secret. */
 static bool hide_param(const char *name, size_t nlen, const char *value)
 {
-    return sg_url_secret_name(name, nlen) || strstr(value, "://") || strchr(value, '=') ||
-           strchr(value, '@');
+    return sg_url_secret_name(name, nlen) || private_key_path(name, nlen) ||
+           strstr(value, "://") || strchr(value, '=') || strchr(value, '@');
 }
 
 typedef struct out_buf {

@@ -3,7 +3,7 @@
  * sg_url_redact() in syncguard.h, built on the same parser.
  *
  * Forms (see docs/redis.md, docs/postgres.md, docs/firestore.md):
- *   redis://[user][:password@]host[:port][/db][?name=value&...]
+ *   redis[s]://[user][:password@]host[:port][/db][?name=value&...]
  *   unix://[[user]:password@]/path/to/redis.sock[?...]
  *   postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/dbname][?...]
  *   host=... dbname=... password='...'           (libpq key=value string)
@@ -25,6 +25,7 @@
 
 typedef enum sg_url_kind {
     SG_URL_REDIS,
+    SG_URL_REDISS, /* redis over TLS */
     SG_URL_UNIX,
     SG_URL_POSTGRES,
     SG_URL_CONNINFO, /* libpq key=value: every item is in params, password too */

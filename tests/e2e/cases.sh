@@ -881,4 +881,33 @@ case_options_validated_before_connecting() {
     ok "option errors exit 2 before any connection; ttl=30s with rw,nosuid,nodev,noatime,_netdev,x-systemd.automount mounts (ttlMs $ttl)"
 }
 
+case_mount_over_rediss() {
+    [ "$BACKEND" = redis ] || exit 77
+    local tls="${SG_TEST_TLS_DIR:?}" port="${SG_TEST_REDISS_PORT:?}"
+    # verified TLS with a client certificate; the key's path never shows
+    URL="rediss://127.0.0.1:$port?tls_ca=$tls/ca.crt&tls_cert=$tls/client.crt&tls_key=$tls/client.key"
+    start_hosts
+    local k="$RUN-tls"
+    exec 9>"$M1/locks/$k" || fail "create over rediss:// did not acquire"
+    present "$M2/locks/$k" || fail "not visible on the other host"
+    grep -q '^fence=' "$M1/locks/$k" || fail "no fence: $(cat "$M1/locks/$k")"
+    echo 5s >&9 || fail "extend over rediss:// failed"
+    redis-cli -p "$SG_TEST_REDIS_PORT" GET "syncguard:$k" | grep -q lockId || fail "not stored in Redis"
+    rm "$M1/locks/$k"
+    absent "$M2/locks/$k" || fail "unlink did not release"
+    exec 9>&-
+    grep " $M1 " /proc/mounts | grep -q "rediss://127.0.0.1:$port" || fail "fsname: $(grep " $M1 " /proc/mounts)"
+    grep " $M1 " /proc/mounts | grep -q "client.key" && fail "key path in /proc/mounts"
+    tr '\0' ' ' < "/proc/$(cat "$T/m1.pid")/cmdline" | grep -q "client.key" && fail "key path in argv (ps)"
+    grep -q "client.key" "$T/m1.log" && fail "key path in the log"
+    # another CA: the daemon refuses to start, saying why
+    URL="rediss://127.0.0.1:$port?tls_ca=$tls/other-ca.crt"
+    mkdir -p "$T/m3"
+    if "$SGFS" -f -o "state_dir=$T/state3" "$URL" "$T/m3" >"$T/m3.log" 2>&1; then
+        fail "mounted with a CA that did not sign the server's certificate"
+    fi
+    grep -q "certificate" "$T/m3.log" || fail "no clear error: $(cat "$T/m3.log")"
+    ok "a mount over rediss:// (verified, client certificate) acquires, extends and releases; another CA is refused at start; the key path shows nowhere"
+}
+
 "case_$1"

@@ -473,6 +473,73 @@ static void stalled_connection_fails_within_the_command_timeout(void **state)
     sg_backend_close(b);
 }
 
+/* HTTPS endpoints (endpoint=, ca_file=) through a local TLS forwarder in
+ * front of the emulator: the right CA works, another CA is AuthFailed; a
+ * plain http:// endpoint is refused outside the emulator. */
+static void https_endpoint_with_ca_file(void **state)
+{
+    (void)state;
+    const char *tls = getenv("SG_TEST_TLS_DIR");
+    assert_non_null(tls);
+    int fport = atoi(getenv("SG_TEST_FS_PORT_BASE")) + 12;
+    const char *colon = strrchr(emu, ':');
+    assert_non_null(colon);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "python3 %s/tls_forwarder.py %d %d %s/server.crt %s/server.key %d >/dev/null 2>&1 "
+             "& echo $!",
+             getenv("SG_TEST_SRCDIR"), fport, atoi(colon + 1), tls, tls, (int)getpid());
+    FILE *f = popen(cmd, "r");
+    int pid = 0;
+    assert_true(f && fscanf(f, "%d", &pid) == 1);
+    pclose(f);
+    char probe[160];
+    snprintf(probe, sizeof probe,
+             "python3 -c \"import socket; socket.create_connection(('127.0.0.1', %d), 0.1)\" "
+             "2>/dev/null",
+             fport);
+    for (int i = 0; i < 200 && system(probe) != 0; i++)
+        msleep(25);
+    char u[512];
+    sg_backend *b;
+    sg_error err;
+    sg_lock a;
+    snprintf(u, sizeof u, "%s?endpoint=https://localhost:%d&ca_file=%s/ca.crt", url, fport, tls);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    assert_int_equal(sg_acquire(b, "fs-https", 5000, &a, &err), SG_OK);
+    int64_t exp;
+    assert_int_equal(sg_extend(b, a.lock_id, 10000, &exp, &err), SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    const char *bad[] = {"other-ca.crt", "wrongname.crt"}; /* not a CA of the server's */
+    for (int i = 0; i < 2; i++) {
+        char q[256];
+        snprintf(q, sizeof q, "ca_file=%s/%s", tls, bad[i]);
+        snprintf(u, sizeof u, "%s?endpoint=https://localhost:%d&%s", url, fport, q);
+        assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+        assert_int_equal(sg_acquire(b, "fs-https", 5000, &a, &err), SG_ERROR);
+        fprintf(stderr, "firestore over https with %s: %s: %s (%s)\n", q,
+                sg_code_name(err.code), err.message, err.cause);
+        assert_int_equal(err.code, SG_E_AUTH_FAILED);
+        sg_backend_close(b);
+    }
+    /* the system CAs do not know the test CA: verification is on by default */
+    snprintf(u, sizeof u, "%s?endpoint=https://localhost:%d", url, fport);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    assert_int_equal(sg_acquire(b, "fs-https", 5000, &a, &err), SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    sg_backend_close(b);
+    kill(pid, SIGKILL);
+    unsetenv("FIRESTORE_EMULATOR_HOST");
+    assert_int_equal(sg_backend_open("firestore://p?endpoint=http://127.0.0.1:1", NULL, &b, &err),
+                     SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(sg_backend_open("firestore://p?endpoint=https://h/path", NULL, &b, &err),
+                     SG_ERROR);
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    setenv("FIRESTORE_EMULATOR_HOST", emu, 1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -487,6 +554,7 @@ int main(void)
         cmocka_unit_test(emulator_outage_then_recovery),
         cmocka_unit_test(no_error_after_emulator_restart_with_a_full_pool),
         cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
+        cmocka_unit_test(https_endpoint_with_ca_file),
     };
     int rc = cmocka_run_group_tests_name("firestore", tests, group_setup, group_teardown);
     curl_global_cleanup();

@@ -392,6 +392,63 @@ static void outage_recovery_and_fences_across_restart(void **state)
     ctl("stop restart");
 }
 
+/* TLS through libpq: sslmode=verify-full with the test CA works; another CA,
+ * a name the certificate does not carry, and sslmode=require against a server
+ * without TLS are refused as AuthFailed with a clear message. */
+static void tls_verify_full_and_refusals(void **state)
+{
+    (void)state;
+    const char *tls = getenv("SG_TEST_TLS_DIR");
+    assert_non_null(tls);
+    int p = atoi(getenv("SG_TEST_PG_PORT_BASE")) + 5;
+    ctl("start tls %d tls %s/server.crt %s/server.key", p, tls, tls);
+    char u[512];
+    sg_backend *b;
+    sg_error err;
+    snprintf(u, sizeof u,
+             "postgres://postgres@localhost:%d/postgres?sslmode=verify-full&sslrootcert=%s/ca.crt",
+             p, tls);
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    sg_lock a;
+    assert_int_equal(sg_acquire(b, "pg-tls", 5000, &a, &err), SG_OK);
+    int64_t exp;
+    assert_int_equal(sg_extend(b, a.lock_id, 10000, &exp, &err), SG_OK);
+    assert_int_equal(sg_release(b, a.lock_id, &err), SG_OK);
+    sg_backend_close(b);
+    const char *bad[][2] = {
+        {"localhost", "other-ca.crt"}, /* wrong CA */
+        {"127.0.0.2", "ca.crt"},       /* a name the certificate does not carry */
+    };
+    for (int i = 0; i < 2; i++) {
+        snprintf(u, sizeof u,
+                 "postgres://postgres@%s:%d/postgres?sslmode=verify-full&sslrootcert=%s/%s&"
+                 "hostaddr=127.0.0.1",
+                 bad[i][0], p, tls, bad[i][1]);
+        b = NULL;
+        sg_status st = sg_backend_open(u, NULL, &b, &err);
+        if (st == SG_OK) /* the backend may connect lazily */
+            st = sg_acquire(b, "pg-tls", 5000, &a, &err);
+        fprintf(stderr, "postgres TLS %s/%s: %s: %s (%s)\n", bad[i][0], bad[i][1],
+                sg_code_name(err.code), err.message, err.cause);
+        assert_int_equal(st, SG_ERROR);
+        assert_int_equal(err.code, SG_E_AUTH_FAILED);
+        sg_backend_close(b);
+    }
+    ctl("stop tls");
+    /* the main server has no TLS */
+    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%s/postgres?sslmode=require",
+             getenv("SG_TEST_PG_PORT"));
+    b = NULL;
+    sg_status st = sg_backend_open(u, NULL, &b, &err);
+    if (st == SG_OK)
+        st = sg_acquire(b, "pg-tls", 5000, &a, &err);
+    fprintf(stderr, "postgres sslmode=require without TLS: %s: %s (%s)\n",
+            sg_code_name(err.code), err.message, err.cause);
+    assert_int_equal(st, SG_ERROR);
+    assert_int_equal(err.code, SG_E_AUTH_FAILED);
+    sg_backend_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +463,7 @@ int main(void)
         cmocka_unit_test(outage_recovery_and_fences_across_restart),
         cmocka_unit_test(no_error_after_restart_or_terminate_with_a_full_pool),
         cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
+        cmocka_unit_test(tls_verify_full_and_refusals),
     };
     return cmocka_run_group_tests_name("postgres", tests, group_setup, group_teardown);
 }

@@ -96,6 +96,13 @@ static void redis_forms(void **state)
     u = parse_ok("redis://"); /* no host: the backend's default */
     assert_int_equal(u.n_hosts, 0);
     sg_url_free(&u);
+
+    u = parse_ok("rediss://:pw@cache.example:6380/1?tls_ca=/etc/ca.pem");
+    assert_int_equal(u.kind, SG_URL_REDISS);
+    assert_string_equal(sg_url_kind_name(u.kind), "rediss");
+    assert_int_equal(u.hosts[0].port, 6380);
+    assert_string_equal(sg_url_get(&u, "tls_ca"), "/etc/ca.pem");
+    sg_url_free(&u);
 }
 
 static void passwords_with_at_colon_slash_and_escapes(void **state)
@@ -262,6 +269,14 @@ static void secret_parameter_names(void **state)
                "postgres://h/db?application_name=app");
     redacts_to("postgres://h/db?pass%77ord=x1", "postgres://h/db");
     redacts_to("redis://h?password_file=/run/pw&prefix=p", "redis://h?password_file=/run/pw&prefix=p");
+    /* TLS: CA and certificate paths shown, the private key's path hidden */
+    redacts_to("rediss://:pw@h:6380/0?tls_ca=/etc/ca.crt&tls_cert=/etc/c.crt&tls_key=/etc/c.key",
+               "rediss://h:6380/0?tls_ca=/etc/ca.crt&tls_cert=/etc/c.crt");
+    redacts_to("postgres://h/db?sslmode=verify-full&sslrootcert=/ca.crt&sslkey=/k.key",
+               "postgres://h/db?sslmode=verify-full&sslrootcert=/ca.crt");
+    redacts_to("host=h sslkey=/k.key sslcert=/c.crt", "host=h sslcert=/c.crt");
+    redacts_to("firestore://p?endpoint=https://proxy:8443&ca_file=/ca.crt",
+               "firestore://p?ca_file=/ca.crt");
     /* a nested URL or connection string in a value is hidden too */
     redacts_to("postgres://h/db?dbname=postgres://u:pw@x/y", "postgres://h/db");
     redacts_to("dbname='host=x password=pw' host=h", "host=h");
