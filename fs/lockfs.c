@@ -36,19 +36,21 @@ sgfs *sgfs_new(sg_backend *backend, sgfs_journal *journal, const sgfs_config *cf
     pthread_cond_init(&fs->idle_cv, &ca);
     pthread_condattr_destroy(&ca);
     sgfs_recover(fs);
-    sg_error err;
-    if (sg_renewer_start(backend, 0, sgfs_on_lease_lost, fs, &fs->renewer, &err) != SG_OK) {
-        sgfs_log_error("starting the renewer", &err);
-        sgfs_finish(fs);
-        return NULL;
-    }
     return fs;
 }
 
+/* Threads start here, after fuse_daemonize: a fork keeps only the calling
+ * thread, so a renewer started before it would be missing in the daemon (and
+ * a lock held by a vanished thread — the allocator's — would stay held). */
 int sgfs_start(sgfs *fs, struct fuse_session *se)
 {
     fs->se = se;
     fs->main_thread = pthread_self();
+    sg_error err;
+    if (sg_renewer_start(fs->b, 0, sgfs_on_lease_lost, fs, &fs->renewer, &err) != SG_OK) {
+        sgfs_log_error("starting the renewer", &err);
+        return -ENOMEM;
+    }
     return sgfs_scheduler_start(fs);
 }
 

@@ -910,4 +910,20 @@ case_mount_over_rediss() {
     ok "a mount over rediss:// (verified, client certificate) acquires, extends and releases; another CA is refused at start; the key path shows nowhere"
 }
 
+case_background_daemon_renews() {
+    # without -f the daemon forks (fuse_daemonize): its threads must start after
+    # the fork, or the daemon would hold locks that nobody renews
+    start_daemon "$M2" "$T/state2"
+    "$SGFS" -o "ttl=2000,state_dir=$T/state1" "$URL" "$M1" >"$T/bg.out" 2>&1 ||
+        fail "background daemon did not start: $(cat "$T/bg.out")"
+    local k="$RUN-bg"
+    exec 9>"$M1/locks/$k" || fail "no lock through the background daemon"
+    sleep 6.5   # more than 3x the TTL
+    present "$M2/locks/$k" || fail "the background daemon did not renew its lock"
+    exec 9>&-
+    wait_until 3 absent "$M2/locks/$k" || fail "not released"
+    fusermount3 -u "$M1" || fail "unmount"
+    ok "a daemonized syncguardfs renews its locks (threads started after the fork)"
+}
+
 "case_$1"
