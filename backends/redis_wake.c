@@ -1,0 +1,124 @@
+/* redis_wake.c — the Redis transport of wake-ups (wake.h): one subscriber
+ * connection per backend handle, SUBSCRIBE/UNSUBSCRIBE per key channel
+ * (`<lock storage key>:wake`, published by this project's release script),
+ * replies read with hiredis's reader.
+ *
+ * All socket handling is in conn_open / conn_send / conn_read (a context
+ * from the backend's own connect function, AUTH and SELECT done), so moving
+ * this file onto another transport means replacing those three. */
+#include "redis_wake.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rwake {
+    void *(*connect)(void *ud, sg_error *err);
+    void (*close)(void *conn);
+    void *ud;
+    redisContext *c;
+} rwake;
+
+/* ---- the connection: open, send one command, read what has arrived ---- */
+static int conn_open(rwake *r)
+{
+    sg_error err;
+    sg_error_clear(&err);
+    r->c = r->connect(r->ud, &err);
+    if (!r->c) {
+        sg_log(SG_LOG_DEBUG, "wake-ups: cannot connect to Redis: %s", err.message);
+        return -1;
+    }
+    return r->c->fd;
+}
+
+static bool conn_send(rwake *r, const char *cmd, const char *arg)
+{
+    const char *argv[2] = {cmd, arg};
+    if (redisAppendCommandArgv(r->c, 2, argv, NULL) != REDIS_OK)
+        return false;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(r->c, &done) != REDIS_OK)
+            return false;
+    return true;
+}
+
+/* Read once (the socket is readable), then hand every complete reply to fn.
+ * false on EOF, an I/O error or a protocol error. */
+static bool conn_read(rwake *r, void (*fn)(redisReply *, void *), void *ud)
+{
+    if (redisBufferRead(r->c) != REDIS_OK)
+        return false;
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(r->c->reader, &reply) != REDIS_OK)
+            return false;
+        if (!reply)
+            return true;
+        fn(reply, ud);
+        freeReplyObject(reply);
+    }
+}
+
+/* ---- the protocol: ["subscribe", ch, n] / ["message", ch, payload] ---- */
+static void on_reply(redisReply *m, void *ud)
+{
+    sg_wake *w = ud;
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 3 ||
+        m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_STRING ||
+        strlen(m->element[1]->str) != m->element[1]->len)
+        return; /* not for us (a PING reply, an error): ignored */
+    const char *kind = m->element[0]->str, *ch = m->element[1]->str;
+    if (!strcmp(kind, "message"))
+        sg_wake_fire(w, ch);
+    else if (!strcmp(kind, "subscribe"))
+        sg_wake_ready(w, ch);
+}
+
+static int t_connect(void *ud)
+{
+    return conn_open(ud);
+}
+
+static bool t_subscribe(void *ud, sg_wake *w, const char *topic, bool on)
+{
+    (void)w; /* confirmed later by a "subscribe" reply */
+    return conn_send(ud, on ? "SUBSCRIBE" : "UNSUBSCRIBE", topic);
+}
+
+static bool t_input(void *ud, sg_wake *w)
+{
+    return conn_read(ud, on_reply, w);
+}
+
+static void t_disconnect(void *ud)
+{
+    rwake *r = ud;
+    if (r->c)
+        r->close(r->c);
+    r->c = NULL;
+}
+
+static void t_free(void *ud)
+{
+    t_disconnect(ud);
+    free(ud);
+}
+
+static const sg_wake_transport redis_transport = {t_connect, t_subscribe, t_input, t_disconnect,
+                                                  t_free};
+
+sg_wake *sg_redis_wake_new(void *(*connect)(void *ud, sg_error *err), void (*close)(void *conn),
+                           void *ud)
+{
+    rwake *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    *r = (rwake){connect, close, ud, NULL};
+    sg_wake *w = sg_wake_new(&redis_transport, r);
+    if (!w)
+        free(r);
+    return w;
+}
