@@ -847,6 +847,7 @@ sys.exit(0 if ok else 1)
 PY
     kill -USR2 "$proxy" 2>/dev/null || true
     ok "stalled backend: every holder heard of its loss before another host could take the lock"
+}
 case_options_validated_before_connecting() {
     [ "$BACKEND" = redis ] || exit 77
     # A misspelt option against a backend nobody listens on: the typo is
