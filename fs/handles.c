@@ -45,10 +45,11 @@ void sgfs_cond_wait_ms(sgfs *fs, pthread_cond_t *cv, int64_t ms)
 }
 
 /* ---- backend calls, counted ---- */
-static sg_status b_acquire(sgfs *fs, const char *key, sg_lock *lock, sg_error *e)
+static sg_status b_acquire(sgfs *fs, const char *key, sg_lock *lock, sg_holder *holder,
+                           sg_error *e)
 {
     int64_t t0 = metrics_now_us();
-    sg_status st = sg_acquire(fs->b, key, fs->cfg.ttl_ms, lock, e);
+    sg_status st = sg_acquire_holder(fs->b, key, fs->cfg.ttl_ms, lock, holder, e);
     metrics_op_done(M_ACQUIRE, st, e, t0);
     return st;
 }
@@ -294,7 +295,7 @@ static bool closing_owner(sgfs *fs, handle *self)
     return o && o != self && o->flushed_ms;
 }
 
-sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
+sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_holder *holder, sg_error *e)
 {
     if (atomic_load(&fs->draining))
         return sg_error_set(e, SG_E_SERVICE_UNAVAILABLE, "shutting down: no new locks");
@@ -308,7 +309,7 @@ sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
     for (int round = 0;; round++) {
         sg_lock lock;
         int64_t sent = sg_monotonic_ms();
-        sg_status st = b_acquire(fs, h->node->key, &lock, e);
+        sg_status st = b_acquire(fs, h->node->key, &lock, holder, e);
         pthread_mutex_lock(&fs->mu);
         uint64_t stale = 0;
         if (st == SG_OK) {
