@@ -261,7 +261,7 @@ static const char *commit_update_time(const cJSON *j, int index)
 
 /* ---- operations ---- */
 static sg_status f_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
-                           sg_lock *out, sg_error *err)
+                           sg_lock *out, sg_holder *holder, sg_error *err)
 {
     fs_backend *fb = b->impl;
     long long skew = atomic_load(&fb->skew_ms);
@@ -282,8 +282,13 @@ static sg_status f_acquire(sg_backend *b, const char *key, const char *lock_id, 
         if (batch_get(fb, names, 2, docs, err) != SG_OK)
             return SG_ERROR;
         int64_t now = sg_now_ms();
-        if (docs[0].exists && sg_is_live(docs[0].expires_at_ms, now))
+        if (docs[0].exists && sg_is_live(docs[0].expires_at_ms, now)) {
+            /* the client clock is the time authority; live until + tolerance */
+            holder->expires_at_ms = docs[0].expires_at_ms;
+            holder->free_at_ms = docs[0].expires_at_ms + SG_TOLERANCE_MS;
+            holder->now_ms = now;
             return SG_CONTENDED;
+        }
         uint64_t next = (docs[1].exists ? docs[1].counter : 0) + 1;
         if (sg_fence_check(next, key, err) != SG_OK)
             return SG_ERROR; /* nothing written */

@@ -8,6 +8,7 @@
  * lock before us (SyncGuard TS takes the same lock) is visible to it. */
 #include "backends.h"
 #include "pool.h"
+#include "postgres_wake.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -32,6 +33,8 @@ typedef struct pg_backend {
     char table[64], fence_table[64];
     int command_timeout_ms;
     sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
+    char channel[72]; /* "<table>_wake" (≤ 53 bytes): release NOTIFYs, waiters LISTEN */
+    sg_wake *wake;    /* the listener (postgres_wake.c); NULL: no memory for it */
 } pg_backend;
 
 enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
@@ -61,10 +64,14 @@ static const char *const sql_text[Q_COUNT] = {
         "SELECT fence, expires_at_ms, acquired_at_ms FROM w "
         /* a retry of this very acquire (same lockId) answers what it did */
         "UNION ALL SELECT l.fence, l.expires_at_ms, l.acquired_at_ms FROM {T} l, t "
-        "WHERE l.key = $1 AND l.lock_id = $4 AND l.expires_at_ms > t.now_ms - 1000",
-    /* $1 lockId */
-    [Q_RELEASE] = "DELETE FROM {T} WHERE lock_id = $1 AND expires_at_ms > " NOW_MS " - 1000 "
-                  "RETURNING 1",
+        "WHERE l.key = $1 AND l.lock_id = $4 AND l.expires_at_ms > t.now_ms - 1000 "
+        /* held by another: fence NULL, the holder's expiresAtMs and our now */
+        "UNION ALL SELECT NULL, l.expires_at_ms, t.now_ms FROM {T} l, t "
+        "WHERE l.key = $1 AND l.lock_id <> $4 AND l.expires_at_ms > t.now_ms - 1000",
+    /* $1 lockId, $2 the table's wake-up channel: NOTIFY in the release
+     * transaction (delivered at its COMMIT) with md5(storage key) */
+    [Q_RELEASE] = "WITH d AS (DELETE FROM {T} WHERE lock_id = $1 AND expires_at_ms > " NOW_MS
+                  " - 1000 RETURNING key) SELECT 1 FROM d, pg_notify($2, md5(d.key))",
     /* $1 lockId, $2 ttl */
     [Q_EXTEND] = "WITH t AS (SELECT " NOW_MS " AS now_ms) "
                  "UPDATE {T} l SET expires_at_ms = t.now_ms + $2::bigint FROM t "
@@ -553,7 +560,7 @@ static bool get_i64(const PGresult *r, int row, int col, int64_t *out)
 
 /* ---- operations ---- */
 static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
-                           sg_lock *out, sg_error *err)
+                           sg_lock *out, sg_holder *holder, sg_error *err)
 {
     pg_backend *pb = b->impl;
     char sk[SKEY_MAX], fk[SKEY_MAX], ttl_s[24];
@@ -567,6 +574,12 @@ static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, 
     sg_status st;
     if (PQntuples(r) == 0) {
         st = SG_CONTENDED;
+    } else if (PQntuples(r) == 1 && PQnfields(r) == 3 && PQgetisnull(r, 0, 0)) {
+        st = SG_CONTENDED;
+        if (get_i64(r, 0, 1, &holder->expires_at_ms) && get_i64(r, 0, 2, &holder->now_ms))
+            holder->free_at_ms = holder->expires_at_ms + SG_TOLERANCE_MS;
+        else
+            memset(holder, 0, sizeof *holder);
     } else {
         uint64_t fence;
         const char *f = PQgetvalue(r, 0, 0);
@@ -588,8 +601,9 @@ static sg_status p_acquire(sg_backend *b, const char *key, const char *lock_id, 
 
 static sg_status p_release(sg_backend *b, const char *lock_id, sg_error *err)
 {
-    const char *params[1] = {lock_id};
-    PGresult *r = run(b->impl, Q_LOCK_ID, lock_id, Q_RELEASE, 1, params, OP_RELEASE, err);
+    pg_backend *pb = b->impl;
+    const char *params[2] = {lock_id, pb->channel};
+    PGresult *r = run(pb, Q_LOCK_ID, lock_id, Q_RELEASE, 2, params, OP_RELEASE, err);
     if (!r)
         return SG_ERROR;
     sg_status st = PQntuples(r) == 1 ? SG_OK : SG_ABSENT;
@@ -679,9 +693,44 @@ static sg_status p_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     return SG_OK;
 }
 
+/* Wake-ups: md5(storage key) on the table's channel, one LISTEN connection. */
+static sg_watch *p_watch(sg_backend *b, const char *key, sg_wake_fn fn, void *ud)
+{
+    pg_backend *pb = b->impl;
+    char sk[SKEY_MAX], topic[33];
+    if (!pb->wake || keys_for(key, sk, NULL, NULL) != SG_OK)
+        return NULL;
+    sg_pg_wake_topic(sk, topic);
+    return sg_wake_watch(pb->wake, topic, fn, ud);
+}
+
+static void p_unwatch(sg_backend *b, sg_watch *w)
+{
+    pg_backend *pb = b->impl;
+    if (pb->wake)
+        sg_wake_unwatch(pb->wake, w);
+}
+
+/* The listener's connection: plain (no pipeline, nothing prepared). */
+static void *connect_listener(void *ud)
+{
+    pg_backend *pb = ud;
+    pb->kw[pb->n_kv] = pb->kv[pb->n_kv] = NULL;
+    PGconn *c = PQconnectdbParams((const char *const *)pb->kw, (const char *const *)pb->kv, 0);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        sg_error e;
+        conn_error(c, &e);
+        sg_log(SG_LOG_DEBUG, "wake-ups: cannot connect to PostgreSQL: %s", e.message);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
 static void p_close(sg_backend *b)
 {
     pg_backend *pb = b->impl;
+    sg_wake_free(pb->wake);
     sg_pool_destroy(&pb->pool);
     for (int i = 0; i < pb->n_kv; i++) {
         free(pb->kw[i]);
@@ -700,6 +749,8 @@ static const sg_backend_ops pg_ops = {
     .lookup_id = p_lookup_id,
     .list = p_list,
     .close = p_close,
+    .watch = p_watch,
+    .unwatch = p_unwatch,
 };
 
 /* ---- schema ---- */
@@ -772,6 +823,7 @@ sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backe
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 5000;
     int cto_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
     sg_status st = build_params(pb, url, cto_s, o.password, err);
+    snprintf(pb->channel, sizeof pb->channel, "%s_wake", pb->table);
     if (st == SG_OK)
         st = setup_schema(pb, err);
     if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */
@@ -781,6 +833,9 @@ sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backe
         else
             give_back(pb, c, true);
     }
+    if (st == SG_OK && !(pb->wake = sg_pg_wake_new(connect_listener, pb->channel,
+                                                   pb->command_timeout_ms, pb)))
+        sg_log(SG_LOG_WARN, "postgres: no memory for wake-ups; waiters will poll");
     if (st != SG_OK) {
         p_close(b);
         return SG_ERROR;

@@ -8,6 +8,7 @@
 #include "backends.h"
 #include "pool.h"
 #include "redis_transport.h"
+#include "redis_wake.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 /* KEYS lock, index, fence; ARGV lockId, ttl, tolerance, userKey
- * → 0 (held) | {1, fence, expiresAtMs, acquiredAtMs}. Idempotent per lockId:
+ * → {0, holder's expiresAtMs, now} (held) | {1, fence, expiresAtMs, acquiredAtMs}. Idempotent per lockId:
  * run again (a retry after a dropped connection) it answers what the first
  * run did instead of "held" by its own ghost. */
 static const char ACQUIRE_LUA[] =
@@ -37,7 +38,7 @@ static const char ACQUIRE_LUA[] =
     "    if d.lockId == ARGV[1] then\n" /* a retry of this very acquire */
     "      return {1, d.fence, d.expiresAtMs, d.acquiredAtMs}\n"
     "    end\n"
-    "    return 0\n"
+    "    return {0, d.expiresAtMs, now}\n"
     "  end\n"
     "end\n"
     "local fence = string.format('%015d', redis.call('INCR', KEYS[3]))\n"
@@ -48,7 +49,10 @@ static const char ACQUIRE_LUA[] =
     "redis.call('SET', KEYS[2], KEYS[1], 'PX', ttl)\n"
     "return {1, fence, exp, now}\n";
 
-/* KEYS index; ARGV lockId, tolerance → 1 released | 0 absent */
+/* KEYS index; ARGV lockId, tolerance → 1 released | 0 absent. Whenever it
+ * deletes the lock it wakes the key's waiters: PUBLISH on "<lock key>:wake"
+ * (redis_wake.c), in the same script, so no extra round trip. pcall: a user
+ * whose ACL denies channels still releases (its waiters poll). */
 static const char RELEASE_LUA[] =
     LUA_NOW
     "local lk = redis.call('GET', KEYS[1])\n"
@@ -58,6 +62,7 @@ static const char RELEASE_LUA[] =
     "local d = cjson.decode(cur)\n"
     "if d.lockId ~= ARGV[1] then return 0 end\n"
     "redis.call('DEL', lk, KEYS[1])\n"
+    "redis.pcall('PUBLISH', lk .. '" SG_REDIS_WAKE_SUFFIX "', '')\n"
     "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return 0 end\n"
     "return 1\n";
 
@@ -136,6 +141,7 @@ typedef struct redis_backend {
     char prefix[256];
     char sha[S_COUNT][41];
     sg_pool pool; /* of sg_redis_conn */
+    sg_wake *wake; /* the subscriber (redis_wake.c); NULL: no memory for it */
 } redis_backend;
 
 static sg_status bad_reply(sg_error *err, const char *what)
@@ -304,7 +310,7 @@ static redisReply *run_by_id(redis_backend *rb, int s, const char *lock_id, cons
 }
 
 static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
-                           sg_lock *out, sg_error *err)
+                           sg_lock *out, sg_holder *holder, sg_error *err)
 {
     redis_backend *rb = b->impl;
     char lk[SKEY_MAX], fk[SKEY_MAX], ik[SKEY_MAX], ttl_s[24];
@@ -318,8 +324,21 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
         return SG_ERROR;
     long long v;
     sg_status st;
-    if (reply_int(r, &v) && v == 0) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && reply_int(r->element[0], &v) &&
+        v == 0) {
         st = SG_CONTENDED;
+        long long exp, now;
+        if (reply_int(r->element[1], &exp) && reply_int(r->element[2], &now) && exp > 0 &&
+            now > 0) {
+            holder->expires_at_ms = exp;
+            holder->now_ms = now;
+            /* PX deletes the record once the clock passes expiresAtMs; one
+             * kept longer (not written by a PX writer) is live until
+             * expiresAtMs + tolerance, as the script says */
+            holder->free_at_ms = now <= exp ? exp + 1 : exp + SG_TOLERANCE_MS;
+        }
+    } else if (reply_int(r, &v) && v == 0) {
+        st = SG_CONTENDED; /* a script of an older build still loaded under this SHA */
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && reply_int(r->element[0], &v) &&
                v == 1 && r->element[1]->type == REDIS_REPLY_STRING &&
                r->element[2]->type == REDIS_REPLY_INTEGER &&
@@ -467,9 +486,28 @@ static sg_status r_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     return st;
 }
 
+/* Wake-ups: the key's channel on the process's one subscriber connection. */
+static sg_watch *r_watch(sg_backend *b, const char *key, sg_wake_fn fn, void *ud)
+{
+    redis_backend *rb = b->impl;
+    char ch[SKEY_MAX + sizeof SG_REDIS_WAKE_SUFFIX];
+    if (!rb->wake || lock_keys(rb, key, ch, NULL, NULL) != SG_OK)
+        return NULL;
+    strcat(ch, SG_REDIS_WAKE_SUFFIX);
+    return sg_wake_watch(rb->wake, ch, fn, ud);
+}
+
+static void r_unwatch(sg_backend *b, sg_watch *w)
+{
+    redis_backend *rb = b->impl;
+    if (rb->wake)
+        sg_wake_unwatch(rb->wake, w);
+}
+
 static void r_close(sg_backend *b)
 {
     redis_backend *rb = b->impl;
+    sg_wake_free(rb->wake);
     sg_pool_destroy(&rb->pool);
     sg_redis_config_free(&rb->cfg);
     free(rb);
@@ -484,6 +522,8 @@ static const sg_backend_ops redis_ops = {
     .lookup_id = r_lookup_id,
     .list = r_list,
     .close = r_close,
+    .watch = r_watch,
+    .unwatch = r_unwatch,
 };
 
 /* ---- configuration ---- */
@@ -581,6 +621,8 @@ sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend 
         st = apply_prefix(rb, url, err);
     if (st == SG_OK)
         st = check_durability(rb, opts && opts->require_durable_fences, err);
+    if (st == SG_OK && !(rb->wake = sg_redis_wake_new(connect_one, close_one, rb)))
+        sg_log(SG_LOG_WARN, "redis: no memory for wake-ups; waiters will poll");
     if (st != SG_OK) {
         r_close(b);
         return SG_ERROR;

@@ -26,6 +26,31 @@ static sg_status check_lock_id(const char *lock_id, sg_error *err)
 sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
                      sg_error *err)
 {
+    return sg_acquire_holder(b, key, ttl_ms, out, NULL, err);
+}
+
+/* The holder's free time on this host's monotonic clock: the backend said
+ * "free at F, now N" in a reply received at recv, so it is free F - N later
+ * (late by at most half a round trip, never early by the clocks' offset). */
+static void holder_to_local(sg_holder *h, int64_t recv_mono_ms)
+{
+    if (h->free_at_ms <= 0 || h->now_ms <= 0) {
+        h->free_at_mono_ms = 0;
+        return;
+    }
+    int64_t in = h->free_at_ms - h->now_ms;
+    if (in < 0)
+        in = 0;
+    if (in > SG_TTL_MAX_MS + SG_TOLERANCE_MS)
+        in = SG_TTL_MAX_MS + SG_TOLERANCE_MS;
+    h->free_at_mono_ms = recv_mono_ms + in;
+}
+
+sg_status sg_acquire_holder(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
+                            sg_holder *holder, sg_error *err)
+{
+    sg_holder hl;
+    memset(&hl, 0, sizeof hl);
     sg_error_clear(err);
     char nkey[SG_KEY_MAX + 1];
     if (sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, err) != SG_OK ||
@@ -41,7 +66,11 @@ sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *ou
     sg_error local;
     sg_error *e = err ? err : &local;
     sg_error_clear(e);
-    sg_status st = b->ops->acquire(b, nkey, lock_id, ttl_ms, &got, e);
+    sg_status st = b->ops->acquire(b, nkey, lock_id, ttl_ms, &got, &hl, e);
+    if (st == SG_CONTENDED && holder) {
+        holder_to_local(&hl, sg_monotonic_ms());
+        *holder = hl;
+    }
     if (st == SG_ERROR) {
         context(e, nkey, lock_id);
         if (e->unknown_outcome) {
@@ -62,6 +91,21 @@ sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *ou
             *out = got;
     }
     return st;
+}
+
+sg_watch *sg_watch_key(sg_backend *b, const char *key, sg_wake_fn fn, void *ud)
+{
+    char nkey[SG_KEY_MAX + 1];
+    if (!b || !b->ops->watch || !fn ||
+        sg_key_normalize(key, key ? strlen(key) : 0, nkey, NULL, NULL) != SG_OK)
+        return NULL;
+    return b->ops->watch(b, nkey, fn, ud);
+}
+
+void sg_unwatch(sg_backend *b, sg_watch *w)
+{
+    if (b && w && b->ops->unwatch)
+        b->ops->unwatch(b, w);
 }
 
 sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err)

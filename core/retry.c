@@ -4,6 +4,7 @@
 #include "random_i.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,49 +82,128 @@ static bool aborted(const volatile int *flag)
     return flag && __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* Sleep ms, waking every 10 ms to check the abort flag. false if aborted. */
-static bool sleep_abortable(int64_t ms, const volatile int *flag)
+/* Where a waiting acquire hears of wake-ups (sg_watch_key): a counter under
+ * a mutex, and a condition on CLOCK_MONOTONIC. Lives on the waiter's stack;
+ * sg_unwatch guarantees no callback runs after it returns. */
+typedef struct wake_slot {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned long woken, seen;
+} wake_slot;
+
+static void on_wake(void *ud)
 {
-    int64_t end = sg_monotonic_ms() + ms;
-    for (;;) {
-        if (aborted(flag))
-            return false;
-        int64_t left = end - sg_monotonic_ms();
-        if (left <= 0)
-            return true;
-        int64_t slice = flag && left > 10 ? 10 : left;
-        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-            ;
-    }
+    wake_slot *s = ud;
+    pthread_mutex_lock(&s->mu);
+    s->woken++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
+/* Wait until the monotonic time `until`, a wake-up, or the abort flag
+ * (checked every 10 ms when set). 1 woken, 0 time is up, -1 aborted. */
+static int wait_wake(wake_slot *s, int64_t until, const volatile int *flag)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    for (;;) {
+        if (s->woken != s->seen) {
+            s->seen = s->woken;
+            rc = 1;
+            break;
+        }
+        if (aborted(flag)) {
+            rc = -1;
+            break;
+        }
+        int64_t left = until - sg_monotonic_ms();
+        if (left <= 0)
+            break;
+        int64_t slice = flag && left > 10 ? 10 : left;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += slice / 1000;
+        ts.tv_nsec += (slice % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Attempts come from two sources. Timer attempts follow the backoff (and
+ * count towards max_retries); a due time is brought forward to the moment
+ * the holder's lock stops being live when the backend said when that is
+ * (an expiry or a release that announces nothing). Wake-up attempts come at
+ * once when the backend announces a release of the key (sg_watch_key); they
+ * do not count and do not advance the backoff — a wake-up is the backend
+ * saying "now", not a guess. The timeout bounds everything. */
 sg_status sg_acquire_retry(sg_backend *b, const char *key, int64_t ttl_ms,
                            const sg_acquire_opts *opts, sg_lock *out, sg_error *err)
 {
     sg_acquire_opts o = effective(opts);
-    int64_t start = sg_monotonic_ms();
+    int64_t start = sg_monotonic_ms(), due = start;
     int attempts = o.max_retries + 1;
-    for (int n = 1;; n++) {
-        if (aborted(o.abort))
-            return sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
-        sg_status st = sg_acquire(b, key, ttl_ms, out, err);
+    int n = 0;        /* timer attempts made */
+    bool timer = true; /* the next attempt is a timer attempt */
+    wake_slot slot = {.woken = 0, .seen = 0};
+    pthread_mutex_init(&slot.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&slot.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sg_watch *watch = NULL;
+    bool watch_tried = false;
+    sg_status st;
+    for (;;) {
+        if (aborted(o.abort)) {
+            st = sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
+            goto done;
+        }
+        sg_holder holder;
+        st = sg_acquire_holder(b, key, ttl_ms, out, &holder, err);
         if (st != SG_CONTENDED)
-            return st; /* acquired, or an error (validation, backend) */
-        int64_t remaining = o.timeout_ms - (sg_monotonic_ms() - start);
-        if (n >= attempts || remaining <= 0)
+            goto done; /* acquired, or an error (validation, backend) */
+        int64_t now = sg_monotonic_ms();
+        int64_t remaining = o.timeout_ms - (now - start);
+        if (!watch_tried) { /* wake-ups from now on (its first one closes the race) */
+            watch_tried = true;
+            watch = sg_watch_key(b, key, on_wake, &slot);
+        }
+        if (timer) {
+            n++;
+            if (n >= attempts || remaining <= 0)
+                break;
+            due = now + sg_retry_delay_ms(&o, n, remaining, sg_uniform01());
+        } else if (remaining <= 0) {
             break;
-        if (!sleep_abortable(sg_retry_delay_ms(&o, n, remaining, sg_uniform01()), o.abort))
-            return sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
-        if (sg_monotonic_ms() - start >= o.timeout_ms)
+        }
+        if (holder.free_at_mono_ms > 0 && holder.free_at_mono_ms < due)
+            due = holder.free_at_mono_ms > now ? holder.free_at_mono_ms : now + 1;
+        int64_t until = due < start + o.timeout_ms ? due : start + o.timeout_ms;
+        int w = wait_wake(&slot, until, o.abort);
+        if (w < 0) {
+            st = sg_error_set(err, SG_E_ABORTED, "acquisition of %.64s aborted", key);
+            goto done;
+        }
+        timer = w == 0;
+        if (timer && sg_monotonic_ms() - start >= o.timeout_ms)
             break;
     }
-    sg_error_set(err, SG_E_ACQUISITION_TIMEOUT,
-                 "could not acquire %.64s within %lld ms (%d attempts at most)", key,
-                 (long long)o.timeout_ms, attempts);
+    st = sg_error_set(err, SG_E_ACQUISITION_TIMEOUT,
+                      "could not acquire %.64s within %lld ms (%d attempts at most)", key,
+                      (long long)o.timeout_ms, attempts);
     if (err)
         snprintf(err->key, sizeof err->key, "%s", key);
-    return SG_ERROR;
+done:
+    sg_unwatch(b, watch);
+    pthread_cond_destroy(&slot.cv);
+    pthread_mutex_destroy(&slot.mu);
+    return st;
 }
 
 static void report_release_error(sg_release_error_fn fn, void *ud, const sg_error *e,

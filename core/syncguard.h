@@ -170,14 +170,36 @@ typedef struct sg_backend sg_backend;
 /* Called once per live lock by sg_list with its normalized key. */
 typedef void (*sg_list_fn)(const char *key, void *ud);
 
+/* What a contended acquire learned about the current holder, so a waiter
+ * can try again when the lock stops being live instead of polling blindly.
+ * Backend fields are on the backend's clock (its time authority); 0 =
+ * unknown (e.g. someone else won a race the backend did not see the end of). */
+typedef struct sg_holder {
+    int64_t expires_at_ms;   /* the holder's expiresAtMs */
+    int64_t free_at_ms;      /* when the backend stops treating it as live:
+                              * expiresAtMs on Redis (PX), expiresAtMs + 1000
+                              * on PostgreSQL and Firestore */
+    int64_t now_ms;          /* the backend's clock when it decided */
+    int64_t free_at_mono_ms; /* filled by the core: free_at_ms on this host's
+                              * CLOCK_MONOTONIC (sg_monotonic_ms), converted
+                              * with the offset measured by this very reply */
+} sg_holder;
+
+/* Called on the backend's subscriber thread when a release of a watched key
+ * may have happened. Keep it short; it must not call sg_unwatch. */
+typedef void (*sg_wake_fn)(void *ud);
+typedef struct sg_watch sg_watch;
+
 /* What a backend implements. Keys arrive normalized and validated, lockIds
  * validated, TTLs checked; each call is one attempt (no retry on
  * contention). An acquire that fails after its request was sent sets
- * err->unknown_outcome so the core can release the ghost. Lookups fill the
- * raw fields of sg_lock_info; the core derives hashes and sanitizes. */
+ * err->unknown_outcome so the core can release the ghost; a contended one
+ * fills *holder (never NULL) as far as it knows, zeroes otherwise. Lookups
+ * fill the raw fields of sg_lock_info; the core derives hashes and
+ * sanitizes. */
 typedef struct sg_backend_ops {
     sg_status (*acquire)(sg_backend *b, const char *key, const char *lock_id, int64_t ttl_ms,
-                         sg_lock *out, sg_error *err);
+                         sg_lock *out, sg_holder *holder, sg_error *err);
     sg_status (*release)(sg_backend *b, const char *lock_id, sg_error *err);
     sg_status (*extend)(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                         int64_t *expires_at_ms, sg_error *err);
@@ -190,6 +212,10 @@ typedef struct sg_backend_ops {
     sg_status (*list)(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page,
                       sg_list_fn fn, void *ud, sg_error *err);
     void (*close)(sg_backend *b);
+    /* Push wake-ups; both NULL when the backend has none (Firestore). See
+     * sg_watch_key. watch returns NULL on failure (the caller polls). */
+    sg_watch *(*watch)(sg_backend *b, const char *key, sg_wake_fn fn, void *ud);
+    void (*unwatch)(sg_backend *b, sg_watch *w);
 } sg_backend_ops;
 
 struct sg_backend {
@@ -226,6 +252,10 @@ char *sg_url_redact(const char *url);
  * before returning the error. */
 sg_status sg_acquire(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
                      sg_error *err);
+/* sg_acquire that also says, on SG_CONTENDED, what the backend knows about
+ * the holder (*holder zeroed when nothing; holder may be NULL). */
+sg_status sg_acquire_holder(sg_backend *b, const char *key, int64_t ttl_ms, sg_lock *out,
+                            sg_holder *holder, sg_error *err);
 sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err);
 sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                     int64_t *expires_at_ms, sg_error *err);
@@ -243,6 +273,23 @@ sg_status sg_lookup_id_raw(sg_backend *b, const char *lock_id, sg_lock_info *out
  * before the end. Keys are listed at least once per full pass. */
 sg_status sg_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, sg_list_fn fn,
                   void *ud, sg_error *err);
+
+/* ---- Wake-ups: a release announced by the backend ---------------------- *
+ * Redis: this project's release script PUBLISHes on a per-key channel;
+ * PostgreSQL: its release transaction NOTIFYs the table's channel. One
+ * subscriber connection (and thread) per backend handle, subscribed only to
+ * keys someone watches. fn(ud) runs on that thread: once as soon as the
+ * subscription is in place (a release between the caller's last attempt
+ * and the watch is not missed), at every announced release of key, and
+ * after the subscriber reconnects (releases may have been missed). A wake-up
+ * is a hint: try again. Releases by SyncGuard TS and expiries announce
+ * nothing (use sg_holder's free_at_mono_ms and keep polling as the safety
+ * net). Returns NULL when the backend has no push wake-ups (Firestore), the
+ * key is invalid or memory ran out. Owned by the caller: sg_unwatch. */
+sg_watch *sg_watch_key(sg_backend *b, const char *key, sg_wake_fn fn, void *ud);
+/* Stop; when it returns fn is not running and will not run again. Never
+ * call it from fn, nor while holding a lock fn takes. NULL is a no-op. */
+void sg_unwatch(sg_backend *b, sg_watch *w);
 
 /* ---- Retry helper: lock(fn, {key, ttlMs, acquisition}) ------------------ */
 typedef enum sg_backoff { SG_BACKOFF_EXPONENTIAL, SG_BACKOFF_FIXED } sg_backoff;

@@ -53,10 +53,10 @@ static sg_backend *inner(sg_backend *b)
 }
 
 static sg_status t_acquire(sg_backend *b, const char *key, const char *lock_id, int64_t ttl,
-                           sg_lock *out, sg_error *err)
+                           sg_lock *out, sg_holder *holder, sg_error *err)
 {
     int64_t t0 = now_us();
-    sg_status st = inner(b)->ops->acquire(inner(b), key, lock_id, ttl, out, err);
+    sg_status st = inner(b)->ops->acquire(inner(b), key, lock_id, ttl, out, holder, err);
     emit(b, SG_EV_ACQUIRE, st, key, lock_id, err, t0);
     return st;
 }
@@ -110,6 +110,17 @@ static sg_status t_list(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page, 
     return sg_list(inner(b), cursor, page, fn, ud, err);
 }
 
+/* Wake-ups are not lock operations: no events, straight to the inner backend. */
+static sg_watch *t_watch(sg_backend *b, const char *key, sg_wake_fn fn, void *ud)
+{
+    return sg_watch_key(inner(b), key, fn, ud);
+}
+
+static void t_unwatch(sg_backend *b, sg_watch *w)
+{
+    sg_unwatch(inner(b), w);
+}
+
 static void t_close(sg_backend *b)
 {
     sg_backend_close(inner(b));
@@ -126,6 +137,8 @@ static const sg_backend_ops telemetry_ops = {
     .lookup_id = t_lookup_id,
     .list = t_list,
     .close = t_close,
+    .watch = t_watch,
+    .unwatch = t_unwatch,
 };
 
 sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bool include_raw)

@@ -280,7 +280,7 @@ static bool closing_owner(sgfs *fs, handle *self)
     return o && o != self && o->flushed_ms;
 }
 
-sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
+sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_holder *holder, sg_error *e)
 {
     if (atomic_load(&fs->draining))
         return sg_error_set(e, SG_E_SERVICE_UNAVAILABLE, "shutting down: no new locks");
@@ -294,7 +294,7 @@ sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e)
     for (int round = 0;; round++) {
         sg_lock lock;
         int64_t sent = sg_monotonic_ms();
-        sg_status st = sg_acquire(fs->b, h->node->key, fs->cfg.ttl_ms, &lock, e);
+        sg_status st = sg_acquire_holder(fs->b, h->node->key, fs->cfg.ttl_ms, &lock, holder, e);
         pthread_mutex_lock(&fs->mu);
         uint64_t stale = 0;
         if (st == SG_OK) {

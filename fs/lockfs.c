@@ -71,6 +71,7 @@ void sgfs_finish(sgfs *fs)
     sgfs_waiters_free(fs); /* parked requests can no longer be answered */
     pthread_mutex_unlock(&fs->mu);
     sgfs_scheduler_stop(fs);
+    sgfs_keywatches_free(fs); /* no wake-up callback runs past this */
     /* calls still in flight (a hung renewal) keep using the backend: wait a
      * little, and leave the backend open if they do not return */
     bool idle = !fs->renewer || sg_renewer_stop_wait(fs->renewer, 3000);

@@ -68,11 +68,12 @@ void sgfs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, in
     }
     uid_t uid = fuse_req_ctx(req)->uid;
     sg_error err;
-    sg_status st = sgfs_try_acquire(fs, h, uid, &err);
+    sg_holder holder;
+    sg_status st = sgfs_try_acquire(fs, h, uid, &holder, &err);
     if (st == SG_OK)
         fuse_reply_err(req, 0);
     else if (st == SG_CONTENDED && !(op & LOCK_NB))
-        sgfs_park(fs, req, h, W_FLOCK, 0, uid);
+        sgfs_park(fs, req, h, W_FLOCK, 0, uid, &holder);
     else
         fuse_reply_err(req, st == SG_CONTENDED ? EWOULDBLOCK : sgfs_log_error("flock", &err));
 }
@@ -161,7 +162,8 @@ void sgfs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     }
     uid_t uid = fuse_req_ctx(req)->uid;
     sg_error err;
-    sg_status st = sgfs_try_acquire(fs, h, uid, &err);
+    sg_holder holder;
+    sg_status st = sgfs_try_acquire(fs, h, uid, &holder, &err);
     if (st == SG_OK) {
         pthread_mutex_lock(&fs->mu);
         h->posix = true;
@@ -169,7 +171,7 @@ void sgfs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         pthread_mutex_unlock(&fs->mu);
         fuse_reply_err(req, 0);
     } else if (st == SG_CONTENDED && sleep) {
-        sgfs_park(fs, req, h, W_SETLK, fi->lock_owner, uid);
+        sgfs_park(fs, req, h, W_SETLK, fi->lock_owner, uid, &holder);
     } else {
         fuse_reply_err(req, st == SG_CONTENDED ? EAGAIN : sgfs_log_error("setlk", &err));
     }

@@ -115,6 +115,12 @@ char *metrics_text(int held, int waiters, int draining, size_t *len)
          "# TYPE syncguardfs_interrupted_waits_total counter\n"
          "syncguardfs_interrupted_waits_total %" PRIuFAST64 "\n",
          atomic_load(&events[M_INTERRUPTED]));
+    EMIT("# HELP syncguardfs_wakeups_total Waiter attempts brought forward: by a release the "
+         "backend announced (push), or to the holder's expiry (expiry).\n"
+         "# TYPE syncguardfs_wakeups_total counter\n"
+         "syncguardfs_wakeups_total{source=\"push\"} %" PRIuFAST64 "\n"
+         "syncguardfs_wakeups_total{source=\"expiry\"} %" PRIuFAST64 "\n",
+         atomic_load(&events[M_WAKE_PUSH]), atomic_load(&events[M_WAKE_EXPIRY]));
     EMIT("# HELP syncguardfs_shutting_down 1 while draining after SIGTERM.\n"
          "# TYPE syncguardfs_shutting_down gauge\nsyncguardfs_shutting_down %d\n",
          draining ? 1 : 0);

@@ -7,7 +7,8 @@
 #include "syncguard.h"
 
 typedef enum { M_ACQUIRE, M_RELEASE, M_EXTEND, M_LOOKUP, M_LIST, M_OPS } metrics_op;
-typedef enum { M_RENEWED, M_RENEW_FAILED, M_LOST, M_INTERRUPTED, M_EVENTS } metrics_event;
+typedef enum { M_RENEWED, M_RENEW_FAILED, M_LOST, M_INTERRUPTED, M_WAKE_PUSH, M_WAKE_EXPIRY,
+               M_EVENTS } metrics_event;
 
 /* Microseconds on CLOCK_MONOTONIC, to time a backend call. */
 int64_t metrics_now_us(void);

@@ -300,7 +300,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
     /* The kernel holds locks/ for the whole CREATE: one attempt, never wait. */
     sg_error err;
-    sg_status st = sgfs_try_acquire(fs, h, h->uid, &err);
+    sg_status st = sgfs_try_acquire(fs, h, h->uid, NULL, &err);
     int fail = 0;
     if (st == SG_ERROR)
         fail = sgfs_log_error("create", &err);

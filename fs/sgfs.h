@@ -72,13 +72,28 @@ struct handle {
 
 typedef enum { W_FLOCK, W_SETLK } wkind;
 
+/* A key that has parked waiters, and its wake-up subscription (sg_watch_key).
+ * Created by a park, watched, unwatched and freed only by the scheduler
+ * thread (so a wake-up callback never outlives it: sg_unwatch waits). */
+typedef struct keywatch {
+    struct keywatch *next; /* (mu) */
+    struct sgfs *fs;       /* (init) */
+    int waiters;           /* parked waiters of this key (mu) */
+    sg_watch *watch;       /* (scheduler thread) NULL: none (yet, or no push) */
+    bool tried;            /* watch attempted for the current waiters (mu) */
+    unsigned long woken;   /* wake-ups so far: one during an attempt is not lost (mu) */
+    char key[];            /* (init) */
+} keywatch;
+
 /* A parked flock/SETLKW request, retried by the scheduler. */
 typedef struct waiter {
     struct waiter *next, *prev; /* (mu) */
     fuse_req_t req;
     handle *h;
+    keywatch *kw;     /* its key's subscription (mu) */
     wkind kind;
     int64_t next_ms;  /* next attempt; a wait lasts until granted or interrupted (mu) */
+    int64_t free_at_ms; /* monotonic: the holder's lock stops being live, 0 unknown */
     int attempt;
     bool interrupted; /* (mu) */
     uint64_t posix_owner;
@@ -105,6 +120,8 @@ typedef struct sgfs {
     size_t leases_size;
     waiter *waiters;         /* (mu) */
     int n_waiters;
+    keywatch *keywatches;    /* keys with waiters (mu); see keywatch */
+    bool keywatch_dirty;     /* a key gained its first or lost its last waiter (mu) */
     int held;                /* owning handles (mu) */
     atomic_int draining;     /* SIGTERM/SIGINT seen */
     int64_t drain_deadline_ms; /* (mu) */
@@ -135,8 +152,9 @@ handle *sgfs_key_owner(sgfs *fs, node *n);
 /* ---- handles.c: descriptors and their states ---- */
 handle *sgfs_handle_new(sgfs *fs, node *n, fuse_req_t req);
 void sgfs_handle_free(sgfs *fs, handle *h);
-/* One acquire attempt for h by (pid, uid): SG_OK (h owns), SG_CONTENDED, SG_ERROR. */
-sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_error *e);
+/* One acquire attempt for h by (pid, uid): SG_OK (h owns), SG_CONTENDED
+ * (*holder: when the holder frees it, if known; holder may be NULL), SG_ERROR. */
+sg_status sgfs_try_acquire(sgfs *fs, handle *h, uid_t uid, sg_holder *holder, sg_error *e);
 /* Release what h owns (after an in-flight operation); h becomes `to`. 0 or errno. */
 int sgfs_release_handle(sgfs *fs, handle *h, hstate to);
 /* A TTL write on h: 0, ENOLCK (watching), ESTALE (lost), or a backend errno. */
@@ -152,11 +170,16 @@ sg_status sgfs_b_lookup(sgfs *fs, const char *key, sg_lock_info *info, sg_error 
 sg_status sgfs_b_release(sgfs *fs, const char *lock_id, sg_error *e);
 
 /* ---- waiters.c: parked requests ---- */
-void sgfs_park(sgfs *fs, fuse_req_t req, handle *h, wkind kind, uint64_t posix_owner, uid_t uid);
+/* Park a request that found h's key held (holder: what that attempt said). */
+void sgfs_park(sgfs *fs, fuse_req_t req, handle *h, wkind kind, uint64_t posix_owner, uid_t uid,
+               const sg_holder *holder);
 void sgfs_wake_waiters(sgfs *fs, const node *n); /* mu held: a local release of n's key */
 /* mu held: attempt due waiters, answer interrupted ones; returns the next due time. */
 int64_t sgfs_waiters_run(sgfs *fs, int64_t now);
 void sgfs_waiters_free(sgfs *fs); /* mu held; the session is gone */
+/* mu not held, scheduler stopped: drop every wake-up subscription (before
+ * the backend closes). */
+void sgfs_keywatches_free(sgfs *fs);
 
 /* ---- scheduler.c: the timing thread (waiter retries, drain) ---- */
 int sgfs_scheduler_start(sgfs *fs);

@@ -50,6 +50,58 @@ case_flock_across_hosts() {
     ok "flock conflicts across hosts, waits, times out by interrupt, leaves nothing"
 }
 
+# flock a file, then print CLOCK_REALTIME in ns (no fork between the two)
+STAMP_AFTER_FLOCK='import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print(time.time_ns())'
+
+# Polling is pushed out of the way (30 s): only a wake-up can serve these
+# waiters quickly, so the bounds below say which mechanism did.
+case_wakeup_crosses_hosts() {
+    [ "$BACKEND" = firestore ] && exit 77   # no push over REST
+    start_hosts "retry_delay=30s,max_delay=30s"
+    local f1="$M1/locks/$RUN-w" f2="$M2/locks/$RUN-w" worst=0
+    for i in 1 2 3; do
+        exec 9>"$f1"                       # held on host 1
+        ( exec 9>&-; timeout 20 python3 -c "$STAMP_AFTER_FLOCK" "$f2" > "$T/got" ) &
+        local waiter=$!
+        sleep 0.5                          # parked and subscribed on host 2
+        local t0; t0=$(date +%s%N)
+        exec 9>&-                          # last close releases
+        wait $waiter || fail "waiter did not get the lock"
+        local got; got=$(cat "$T/got")
+        local dt=$(( (got - t0) / 1000000 ))
+        echo "handoff $i: $dt ms"
+        [ $dt -gt $worst ] && worst=$dt
+    done
+    [ $worst -lt 500 ] || fail "cross-host handoff took $worst ms (no wake-up?)"
+    local pushed; pushed=$(sed -n 's/^syncguardfs_wakeups_total{source="push"} //p' "$M2/metrics")
+    [ "${pushed:-0}" -ge 3 ] || fail "push wake-ups not counted: $(grep wakeups "$M2/metrics")"
+    ok "cross-host flock handoff by wake-up, worst of 3: $worst ms"
+}
+
+case_unannounced_release_served_at_expiry() {
+    start_hosts "retry_delay=30s,max_delay=30s"
+    local f1="$M1/locks/$RUN-x" f2="$M2/locks/$RUN-x"
+    exec 9>"$f1"
+    ( exec 9>&-; timeout 20 python3 -c "$STAMP_AFTER_FLOCK" "$f2" > "$T/got" ) &
+    local waiter=$!
+    sleep 0.5
+    # a release nobody announces (SyncGuard TS, or an expiry): served at the
+    # holder's expiry as the waiter last saw it (ttl 2 s, + 1 s off Redis)
+    local t0; t0=$(date +%s%N)
+    delete_lock "$RUN-x"
+    wait $waiter || fail "waiter did not get the lock"
+    local got; got=$(cat "$T/got")
+    local dt=$(( (got - t0) / 1000000 ))
+    [ $dt -lt 4500 ] || fail "an unannounced release took $dt ms (polling only?)"
+    grep -q 'syncguardfs_wakeups_total{source="expiry"} [1-9]' "$M2/metrics" ||
+        fail "expiry-timed attempts not counted: $(grep wakeups "$M2/metrics")"
+    exec 9>&-
+    ok "unannounced release served at the holder expiry: $dt ms"
+}
+
 case_flock_nb_loop_never_spurious() {
     start_hosts
     local f="$M1/locks/$RUN-loop"

@@ -18,6 +18,7 @@
 #include "syncguard.h"
 
 static sg_backend *B;
+static const char *URL;
 static char run_id[32];
 
 
@@ -35,7 +36,9 @@ static int group_setup(void **state)
     (void)state;
     const char *var = getenv("SG_CONFORMANCE_VAR"), *url;
     snprintf(run_id, sizeof run_id, "conf%d", (int)getpid());
-    return open_from_env("conformance", var ? var : "SG_CONFORMANCE_VAR", NULL, &url, &B);
+    int rc = open_from_env("conformance", var ? var : "SG_CONFORMANCE_VAR", NULL, &url, &B);
+    URL = url;
+    return rc;
 }
 
 static int group_teardown(void **state)
@@ -328,6 +331,105 @@ static void list_sees_every_live_lock(void **state)
         assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
 }
 
+/* ---- waiting: the holder's expiry, push wake-ups ---- */
+static bool free_at_tolerance(void) /* Redis deletes at expiresAtMs (PX) */
+{
+    return strcmp(B->caps.name, "redis") != 0;
+}
+
+static void contended_acquire_tells_when_the_holder_frees(void **state)
+{
+    (void)state;
+    sg_lock a, b;
+    sg_holder h;
+    sg_error err;
+    assert_int_equal(sg_acquire(B, k("holder"), 5000, &a, &err), SG_OK);
+    int64_t mono = sg_monotonic_ms();
+    assert_int_equal(sg_acquire_holder(B, k("holder"), 5000, &b, &h, &err), SG_CONTENDED);
+    assert_int_equal(h.expires_at_ms, a.expires_at_ms);
+    int64_t want = 5000 + (free_at_tolerance() ? SG_TOLERANCE_MS : 0);
+    assert_true(h.free_at_ms - a.acquired_at_ms >= want && h.free_at_ms - a.acquired_at_ms <= want + 1);
+    assert_true(h.free_at_mono_ms > mono + want - 500 && h.free_at_mono_ms < mono + want + 500);
+    assert_int_equal(sg_release(B, a.lock_id, &err), SG_OK);
+}
+
+typedef struct waiter_run {
+    sg_backend *b;
+    const char *key;
+    int64_t ttl;
+    sg_acquire_opts o;
+    sg_status st;
+    int64_t got_ms; /* monotonic */
+    sg_lock lock;
+} waiter_run;
+
+static void *waiter_main(void *arg)
+{
+    waiter_run *w = arg;
+    sg_error err;
+    w->st = sg_acquire_retry(w->b, w->key, w->ttl, &w->o, &w->lock, &err);
+    w->got_ms = sg_monotonic_ms();
+    return NULL;
+}
+
+/* Backoff far beyond the test: only a wake-up (or the expiry timing) can
+ * serve the waiter quickly. */
+static sg_acquire_opts slow_polling(void)
+{
+    return (sg_acquire_opts){.timeout_ms = 20000, .retry_delay_ms = 10000,
+                             .max_delay_ms = 30000, .jitter = SG_JITTER_NONE};
+}
+
+static void waiter_in_another_process_is_woken_by_the_release(void **state)
+{
+    (void)state;
+    if (!B->ops->watch) {
+        skip(); /* Firestore: no push over REST (expiry timing and polling only) */
+        return;
+    }
+    sg_backend *other; /* its own connections and subscriber, like another process */
+    sg_error err;
+    assert_int_equal(sg_backend_open(URL, NULL, &other, &err), SG_OK);
+    for (int round = 0; round < 3; round++) {
+        sg_lock a;
+        assert_int_equal(sg_acquire(B, k("handoff"), 30000, &a, &err), SG_OK);
+        waiter_run w = {.b = other, .key = k("handoff"), .ttl = 30000, .o = slow_polling()};
+        pthread_t t;
+        pthread_create(&t, NULL, waiter_main, &w);
+        msleep(300); /* parked and subscribed */
+        int64_t t0 = sg_monotonic_ms();
+        assert_int_equal(sg_release(B, a.lock_id, &err), SG_OK);
+        pthread_join(t, NULL);
+        assert_int_equal(w.st, SG_OK);
+        fprintf(stderr, "conformance: handoff through a wake-up took %lld ms\n",
+                (long long)(w.got_ms - t0));
+        assert_true(w.got_ms - t0 < 500); /* generous: timing is the benchmark's */
+        assert_int_equal(sg_release(other, w.lock.lock_id, &err), SG_OK);
+    }
+    sg_backend_close(other);
+}
+
+static void expiring_lock_wakes_the_waiter_at_its_expiry(void **state)
+{
+    (void)state;
+    sg_backend *other;
+    sg_error err;
+    assert_int_equal(sg_backend_open(URL, NULL, &other, &err), SG_OK);
+    sg_lock a; /* never released: it expires, which nobody announces */
+    assert_int_equal(sg_acquire(B, k("expiring"), 1500, &a, &err), SG_OK);
+    int64_t t0 = sg_monotonic_ms();
+    waiter_run w = {.b = other, .key = k("expiring"), .ttl = 30000, .o = slow_polling()};
+    waiter_main(&w);
+    assert_int_equal(w.st, SG_OK);
+    int64_t want = 1500 + (free_at_tolerance() ? SG_TOLERANCE_MS : 0);
+    fprintf(stderr, "conformance: free after %lld ms, waiter served after %lld ms\n",
+            (long long)want, (long long)(w.got_ms - t0));
+    assert_true(w.got_ms - t0 >= want - 100);
+    assert_true(w.got_ms - t0 < want + 500); /* at the expiry, not at the next poll */
+    assert_int_equal(sg_release(other, w.lock.lock_id, &err), SG_OK);
+    sg_backend_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +443,9 @@ int main(void)
         cmocka_unit_test(extend_racing_acquire_of_an_expiring_lock),
         cmocka_unit_test(many_threads_never_both_hold),
         cmocka_unit_test(list_sees_every_live_lock),
+        cmocka_unit_test(contended_acquire_tells_when_the_holder_frees),
+        cmocka_unit_test(waiter_in_another_process_is_woken_by_the_release),
+        cmocka_unit_test(expiring_lock_wakes_the_waiter_at_its_expiry),
     };
     return cmocka_run_group_tests_name("conformance", tests, group_setup, group_teardown);
 }
