@@ -330,14 +330,26 @@ static void fs_concurrent(const char *url, const char *mount, int procs, double 
         snprintf(key, sizeof key, "bench-fsc-%d-%d", getppid(), p);
         snprintf(path, sizeof path, "%s/locks/%s", mount, key);
         int64_t *lat = shm + procs + (size_t)p * per, n = 0;
+        /* SG_BENCH_FS_FLOCK=1: flock/LOCK_UN on a descriptor kept open (no
+         * CREATE, so no directory lock in the kernel) instead of open+close */
+        int keep = getenv("SG_BENCH_FS_FLOCK") ? open(path, O_RDWR | O_CREAT, 0666) : -1;
+        if (keep >= 0)
+            flock(keep, LOCK_UN);
         while (now_ns() < end) {
             int64_t a = now_ns();
-            int fd = open(path, O_RDONLY | O_CREAT, 0666);
-            if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-                perror("open/flock");
-                _exit(1);
+            if (keep >= 0) {
+                if (flock(keep, LOCK_EX) != 0 || flock(keep, LOCK_UN) != 0) {
+                    perror("flock");
+                    _exit(1);
+                }
+            } else {
+                int fd = open(path, O_RDONLY | O_CREAT, 0666);
+                if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+                    perror("open/flock");
+                    _exit(1);
+                }
+                close(fd);
             }
-            close(fd);
             for (;;) { /* a cycle counts once another client sees the release */
                 bool locked = true;
                 if (sg_is_locked(b, key, &locked, &err) != SG_OK)
