@@ -610,8 +610,12 @@ sg_status sg_firestore_open(const sg_url *url, const sg_open_opts *opts, sg_back
         return SG_ERROR;
     fs_backend *fb = b->impl;
     pthread_mutex_init(&fb->mu, NULL);
-    /* curl checks reuse itself */
+    /* curl checks reuse itself. Handles (each with its keep-alive
+     * connection) are made as concurrent callers need them, up to 64: the
+     * emulator answers HTTP/1.1 only, one request per connection at a time
+     * (measured at 64 in flight: 257 cycles/s on 16 handles, 372 on 64). */
     sg_pool_init(&fb->pool, fst_http_new_handle, fst_http_close_handle, NULL, fb);
+    sg_pool_set_max(&fb->pool, SG_POOL_MAX);
     snprintf(fb->collection, sizeof fb->collection, "locks");
     snprintf(fb->fence_collection, sizeof fb->fence_collection, "fence_counters");
     fb->timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;

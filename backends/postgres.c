@@ -24,6 +24,11 @@
 #define SKEY_MAX 1800
 
 #define PG_MAX_PARAMS 64
+/* Connections per backend. More callers than this queue (FIFO) for the next
+ * free one: the server runs each transaction on one process and commits with
+ * a WAL flush, so beyond a few connections per server CPU more of them only
+ * add context switches and lock waits (docs/benchmarks.md, "concurrent"). */
+#define PG_POOL_DEFAULT 8
 
 typedef struct pg_backend {
     /* libpq keywords/values (NULL-terminated; later ones win): our defaults,
@@ -32,6 +37,7 @@ typedef struct pg_backend {
     int n_kv;
     char table[64], fence_table[64];
     int command_timeout_ms;
+    int pool_size; /* connections at most (pool_size=; default PG_POOL_DEFAULT) */
     sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
     char channel[72]; /* "<table>_wake" (≤ 53 bytes): release NOTIFYs, waiters LISTEN */
     sg_wake *wake;    /* the listener (postgres_wake.c); NULL: no memory for it */
@@ -184,7 +190,7 @@ static sg_status add_kv(pg_backend *pb, const char *k, const char *v, sg_error *
     return SG_OK;
 }
 
-/* This project's parameters (table=, fence_table=, command_timeout_ms=),
+/* This project's parameters (table=, fence_table=, command_timeout_ms=, pool_size=),
  * which libpq would reject; *ours tells whether name is one of them. */
 static sg_status own_param(pg_backend *pb, const char *name, const char *v, bool *ours,
                            sg_error *err)
@@ -203,6 +209,13 @@ static sg_status own_param(pg_backend *pb, const char *name, const char *v, bool
             return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                                 "command_timeout_ms must be 1..3600000");
         pb->command_timeout_ms = (int)t;
+    } else if (!strcmp(name, "pool_size")) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || end == v || n < 1 || n > SG_POOL_MAX)
+            return sg_error_set(err, SG_E_INVALID_ARGUMENT, "pool_size must be 1..%d",
+                                SG_POOL_MAX);
+        pb->pool_size = (int)n;
     } else {
         *ours = false;
     }
@@ -488,8 +501,10 @@ static PGresult *run(pg_backend *pb, int lock_q, const char *lock_arg, int main_
                      const char *const *params, op_kind kind, sg_error *err)
 {
     bool tx = lock_q >= 0;
+    /* waiting for a free connection counts against the command timeout */
+    int64_t queued_until = deadline_after(pb->command_timeout_ms);
     for (int conn_try = 0;; conn_try++) {
-        PGconn *c = sg_pool_borrow(&pb->pool, err);
+        PGconn *c = sg_pool_borrow_by(&pb->pool, queued_until, err);
         if (!c)
             return NULL;
         bool ok = true;
@@ -822,8 +837,10 @@ sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backe
     pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;
     int cto = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 5000;
     int cto_s = cto < 2000 ? 2 : (cto + 999) / 1000; /* libpq: ≥ 2 s */
+    pb->pool_size = PG_POOL_DEFAULT;
     sg_status st = build_params(pb, url, cto_s, o.password, err);
     snprintf(pb->channel, sizeof pb->channel, "%s_wake", pb->table);
+    sg_pool_set_max(&pb->pool, pb->pool_size);
     if (st == SG_OK)
         st = setup_schema(pb, err);
     if (st == SG_OK) { /* a first pooled connection: prepares, proves the setup */

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -300,7 +301,14 @@ sg_watch *sg_wake_watch(sg_wake *w, const char *name, sg_wake_fn fn, void *ud)
     x->ud = ud;
     pthread_mutex_lock(&w->mu);
     if (!w->started) {
-        if (pthread_create(&w->thread, NULL, wake_main, w) != 0) {
+        /* a library thread takes no signal: the caller's (a CLI waiting for
+         * SIGCHLD, a daemon's SIGTERM handler) must reach the caller's threads */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int rc = pthread_create(&w->thread, NULL, wake_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
             pthread_mutex_unlock(&w->mu);
             free(x);
             return NULL;

@@ -602,7 +602,12 @@ static int parse_opts(int argc, char **argv, const char *which, globals *g, cmd_
     optind = 0; /* full re-initialization (glibc) */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1) {
+    /* A lockId may begin with '-' (base64url): for extend/release an argument
+     * that is a valid lockId ends the options instead of being read as one. */
+    bool by_id = which && (!strcmp(which, "extend") || !strcmp(which, "release"));
+    while (!(by_id && (optind > 0 ? optind : 1) < argc &&
+             sg_lock_id_valid(argv[optind > 0 ? optind : 1])) &&
+           (c = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1) {
         sg_error err;
         switch (c) {
         case 'b':
@@ -652,6 +657,8 @@ static int parse_opts(int argc, char **argv, const char *which, globals *g, cmd_
     }
     if (nb && waited)
         return usage_error("-n and -w exclude each other");
+    if (optind == 0)
+        optind = 1;
     *next = optind;
     return CLI_EXIT_OK;
 }

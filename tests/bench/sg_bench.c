@@ -4,6 +4,12 @@
  *   sg_bench fs URL MOUNT SECONDS     mount cycles (open+flock+close, counted once the
  *                                     release is visible to another client), exists
  *                                     checks, and the library cycle in the same run
+ *   sg_bench conc URL N SECONDS       N threads, each cycling acquire+release on its
+ *                                     own key (N operations in flight, one backend)
+ *   sg_bench fsconc URL MOUNT P SECONDS
+ *                                     P client processes cycling on distinct keys through
+ *                                     one mount (each cycle counted once its release is
+ *                                     visible to that process's own backend client)
  * Output: one line per measurement, "name ops/s p50_us p99_us". */
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,7 +19,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,11 +237,166 @@ static void fs_cycles(sg_backend *b, const char *mount, double secs)
     free(st.v);
 }
 
+
+/* ---- N in flight: threads on distinct keys, one shared backend ---- */
+typedef struct conc_arg {
+    sg_backend *b;
+    int idx;
+    int64_t end;
+    size_t n, errors;
+    samples cyc;
+} conc_arg;
+
+static void *conc_worker(void *arg)
+{
+    conc_arg *a = arg;
+    char key[64];
+    snprintf(key, sizeof key, "bench-conc-%d-%d", getpid(), a->idx);
+    while (now_ns() < a->end) {
+        sg_lock lock;
+        sg_error err;
+        int64_t t = now_ns();
+        if (sg_acquire(a->b, key, 30000, &lock, &err) != SG_OK) {
+            if (a->errors++ < 3)
+                fprintf(stderr, "sg_bench: acquire: %s\n", err.message);
+            continue;
+        }
+        if (sg_release(a->b, lock.lock_id, &err) != SG_OK && a->errors++ < 3)
+            fprintf(stderr, "sg_bench: release: %s\n", err.message);
+        add(&a->cyc, now_ns() - t);
+        a->n++;
+    }
+    return NULL;
+}
+
+static void lib_concurrent(sg_backend *b, int n, double secs, bool print)
+{
+    conc_arg *a = calloc((size_t)n, sizeof *a);
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    if (!a || !t)
+        abort();
+    double cpu0 = cpu_us();
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(secs * 1e9);
+    for (int i = 0; i < n; i++) {
+        a[i] = (conc_arg){.b = b, .idx = i, .end = end};
+        if (pthread_create(&t[i], NULL, conc_worker, &a[i]) != 0)
+            abort();
+    }
+    samples all = {0};
+    size_t total = 0, errors = 0, slowest = (size_t)-1;
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        for (size_t j = 0; j < a[i].cyc.n; j++)
+            add(&all, a[i].cyc.v[j]);
+        total += a[i].n;
+        errors += a[i].errors;
+        slowest = a[i].n < slowest ? a[i].n : slowest;
+        free(a[i].cyc.v);
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    char name[64];
+    snprintf(name, sizeof name, "concurrent %d cycle", n);
+    if (print)
+        report(name, total, el, &all);
+    if (print)
+        printf("  errors %zu, fewest cycles of one thread %zu (of %.0f mean), client CPU per "
+           "cycle %.1f us\n",
+           errors, slowest, (double)total / n, (cpu_us() - cpu0) / (double)(total ? total : 1));
+    free(all.v), free(a), free(t);
+}
+
+/* ---- P processes through one mount ---- */
+static void fs_concurrent(const char *url, const char *mount, int procs, double secs)
+{
+    /* per process: cycles, then latencies (ns) into a shared map */
+    size_t cap = 1u << 20;
+    size_t per = cap / (size_t)procs;
+    int64_t *shm = mmap(NULL, (cap + (size_t)procs) * sizeof(int64_t), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shm == MAP_FAILED)
+        abort();
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(secs * 1e9);
+    for (int p = 0; p < procs; p++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            abort();
+        if (pid)
+            continue;
+        sg_backend *b;
+        sg_error err;
+        if (sg_backend_open(url, NULL, &b, &err) != SG_OK)
+            die("open", &err);
+        char path[4096], key[64];
+        snprintf(key, sizeof key, "bench-fsc-%d-%d", getppid(), p);
+        snprintf(path, sizeof path, "%s/locks/%s", mount, key);
+        int64_t *lat = shm + procs + (size_t)p * per, n = 0;
+        /* SG_BENCH_FS_FLOCK=1: flock/LOCK_UN on a descriptor kept open (no
+         * CREATE, so no directory lock in the kernel) instead of open+close */
+        int keep = getenv("SG_BENCH_FS_FLOCK") ? open(path, O_RDWR | O_CREAT, 0666) : -1;
+        if (keep >= 0)
+            flock(keep, LOCK_UN);
+        while (now_ns() < end) {
+            int64_t a = now_ns();
+            if (keep >= 0) {
+                if (flock(keep, LOCK_EX) != 0 || flock(keep, LOCK_UN) != 0) {
+                    perror("flock");
+                    _exit(1);
+                }
+            } else {
+                int fd = open(path, O_RDONLY | O_CREAT, 0666);
+                if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+                    perror("open/flock");
+                    _exit(1);
+                }
+                close(fd);
+            }
+            for (;;) { /* a cycle counts once another client sees the release */
+                bool locked = true;
+                if (sg_is_locked(b, key, &locked, &err) != SG_OK)
+                    die("is_locked", &err);
+                if (!locked)
+                    break;
+            }
+            if ((size_t)n < per)
+                lat[n] = now_ns() - a;
+            n++;
+        }
+        shm[p] = n;
+        sg_backend_close(b);
+        _exit(0);
+    }
+    int bad = 0;
+    for (int p = 0; p < procs; p++) {
+        int ws;
+        if (wait(&ws) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws))
+            bad++;
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    samples all = {0};
+    size_t total = 0;
+    for (int p = 0; p < procs; p++) {
+        total += (size_t)shm[p];
+        for (int64_t j = 0; j < shm[p] && (size_t)j < per; j++)
+            add(&all, shm[procs + (size_t)p * per + (size_t)j]);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "mount %d procs cycle", procs);
+    report(name, total, el, &all);
+    if (bad)
+        printf("  %d client processes failed\n", bad);
+    free(all.v);
+    munmap(shm, (cap + (size_t)procs) * sizeof(int64_t));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: sg_bench lib URL SECONDS | sg_bench fs URL MOUNT SECONDS\n");
         return 2;
+    }
+    if (!strcmp(argv[1], "fsconc") && argc >= 6) {
+        fs_concurrent(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
+        return 0;
     }
     sg_backend *b;
     sg_error err;
@@ -254,6 +417,10 @@ int main(int argc, char **argv)
                 sg_release(b, lock.lock_id, &err) != SG_OK)
                 die("count", &err);
         }
+    } else if (!strcmp(argv[1], "conc") && argc >= 5) {
+        /* a short warm-up opens the pool's connections before timing */
+        lib_concurrent(b, atoi(argv[3]), 0.5, false);
+        lib_concurrent(b, atoi(argv[3]), atof(argv[4]), true);
     } else if (!strcmp(argv[1], "fs") && argc >= 5) {
         double secs = atof(argv[4]);
         fs_cycles(b, argv[3], secs);

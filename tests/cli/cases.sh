@@ -5,6 +5,9 @@ source "$(dirname "$0")/lib.sh"
 
 case_acquire_extend_release_across_processes() {
     local k="$RUN-lease" out id exp1 exp2
+    # a lockId may begin with '-' (base64url): it is an argument, not an option
+    expect_rc 1 "$SG" release -AAAAAAAAAAAAAAAAAAAAA
+    expect_rc 1 "$SG" extend -AAAAAAAAAAAAAAAAAAAAA 10s
     out="$("$SG" acquire -t 30s "$k")"
     id="$(field lockId <<<"$out")"
     [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || fail "no lockId in: $out"
