@@ -228,6 +228,19 @@ static bool wait_ready(sg_redis_conn *c, short ev, int64_t deadline)
 }
 
 /* ---- raw I/O: > 0 bytes moved, 0 would block (c->want set), < 0 failed ---- */
+/* After an SSL_read/SSL_write that moved nothing: 0 (would block, c->want set)
+ * or -1 (failed). */
+static ssize_t tls_would_block(sg_redis_conn *c, int r)
+{
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return 0;
+    }
+    fail_tls(c, e);
+    return -1;
+}
+
 static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n, bool block)
 {
     if (c->ssl) {
@@ -235,13 +248,7 @@ static ssize_t raw_read(sg_redis_conn *c, char *buf, size_t n, bool block)
         int r = SSL_read(c->ssl, buf, (int)n);
         if (r > 0)
             return r;
-        int e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            c->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-            return 0;
-        }
-        fail_tls(c, e);
-        return -1;
+        return tls_would_block(c, r);
     }
     for (;;) {
         ssize_t r = recv(c->fd, buf, n, block ? 0 : MSG_DONTWAIT);
@@ -273,13 +280,7 @@ static ssize_t raw_write(sg_redis_conn *c, const char *buf, size_t n)
         int r = SSL_write(c->ssl, buf, (int)n);
         if (r > 0)
             return r;
-        int e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            c->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-            return 0;
-        }
-        fail_tls(c, e);
-        return -1;
+        return tls_would_block(c, r);
     }
     for (;;) {
         ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
