@@ -195,8 +195,7 @@ void sgfs_mark_lost(sgfs *fs, handle *h, const char *why)
 {
     if (h->state != H_OWNING)
         return;
-    uint64_t lease = stop_owning(fs, h, H_LOST);
-    (void)lease; /* lost by the renewer, or removed by our caller */
+    stop_owning(fs, h, H_LOST); /* its lease: lost by the renewer already */
     metrics_event_add(M_LOST);
     char name[SGFS_NAME_MAX + 1];
     sgfs_name_encode(h->node->key, name);

@@ -9,16 +9,6 @@
 #include <inttypes.h>
 #include <signal.h>
 
-static void end_session(sgfs *fs)
-{
-    sg_log(SG_LOG_INFO, "all locks released; unmounting");
-    fuse_session_exit(fs->se);
-    /* The session loop sleeps until a request or a signal comes; with
-     * descriptors still open no request may come: wake it (main.c's handler
-     * is harmless) so it sees the exit flag. */
-    pthread_kill(fs->main_thread, SIGTERM);
-}
-
 static void *scheduler_main(void *arg)
 {
     sgfs *fs = arg;
@@ -40,10 +30,8 @@ static void *scheduler_main(void *arg)
                     sg_log(SG_LOG_WARN, "shutdown_grace passed: releasing %d lock(s) whose "
                                         "holders still run", fs->held);
                 sgfs_release_all(fs);
+                sg_log(SG_LOG_INFO, "all locks released; unmounting");
                 ended = true;
-                pthread_mutex_unlock(&fs->mu);
-                end_session(fs);
-                pthread_mutex_lock(&fs->mu);
             } else if (fs->drain_deadline_ms < wake) {
                 wake = fs->drain_deadline_ms;
             }
@@ -52,6 +40,9 @@ static void *scheduler_main(void *arg)
             wake = now + 200; /* keep nudging the session loop until it ends */
         if (wake > now + 1000)
             wake = now + 1000;
+        /* The session loop sleeps until a request or a signal comes; with
+         * descriptors still open no request may come: set its exit flag and
+         * wake it (main.c's handler is harmless) until main stops us. */
         if (ended && !fs->stop) {
             pthread_mutex_unlock(&fs->mu);
             if (!fuse_session_exited(fs->se))
