@@ -75,9 +75,16 @@ static const char *const sql_text[Q_COUNT] = {
         "UNION ALL SELECT NULL, l.expires_at_ms, t.now_ms FROM {T} l, t "
         "WHERE l.key = $1 AND l.lock_id <> $4 AND l.expires_at_ms > t.now_ms - 1000",
     /* $1 lockId, $2 the table's wake-up channel: NOTIFY in the release
-     * transaction (delivered at its COMMIT) with md5(storage key) */
+     * transaction (delivered at its COMMIT) with md5(storage key) — only when
+     * some listener waits for the key: listeners hold a shared advisory lock
+     * (hashtext(channel), first 32 bits of the md5) while they do, so our
+     * exclusive try fails (postgres_wake.c). A NOTIFY serializes commits
+     * server-wide (docs/decisions.md: half the release throughput at 16 in
+     * flight), so releases nobody waits for must not pay it. */
     [Q_RELEASE] = "WITH d AS (DELETE FROM {T} WHERE lock_id = $1 AND expires_at_ms > " NOW_MS
-                  " - 1000 RETURNING key) SELECT 1 FROM d, pg_notify($2, md5(d.key))",
+                  " - 1000 RETURNING key) SELECT 1, CASE WHEN pg_try_advisory_xact_lock("
+                  "hashtext($2), ('x' || left(md5(d.key), 8))::bit(32)::int) THEN NULL "
+                  "ELSE pg_notify($2, md5(d.key)) END FROM d",
     /* $1 lockId, $2 ttl */
     [Q_EXTEND] = "WITH t AS (SELECT " NOW_MS " AS now_ms) "
                  "UPDATE {T} l SET expires_at_ms = t.now_ms + $2::bigint FROM t "

@@ -2,7 +2,14 @@
  * LISTEN connection per backend handle on the table's channel
  * ("<table>_wake"), listening while any key is watched. A release NOTIFYs
  * that channel in its own transaction with md5(storage key) as payload
- * (postgres.c, Q_RELEASE); the payload is the topic. */
+ * (postgres.c, Q_RELEASE) — only if a listener waits for that key: for
+ * each watched key this connection holds a session-level shared advisory
+ * lock (hashtext(channel), first 32 bits of the md5), which the release's
+ * exclusive try-lock sees. The two-int4 lock space is not the bigint one
+ * SyncGuard's pg_advisory_xact_lock(hashtext(key)) uses, and no table is
+ * touched. Order: LISTEN is in place before the lock, the lock before the
+ * watcher is told "ready" (and attempts once more), so a release either
+ * sees the lock and notifies, or happened before that attempt. */
 #include "postgres_wake.h"
 
 #include <errno.h>
@@ -34,12 +41,10 @@ void sg_pg_wake_topic(const char *storage_key, char out[33])
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-/* Run LISTEN/UNLISTEN and wait for its result, bounded (libpq keeps any
+/* Run one statement and wait for its result, bounded (libpq keeps any
  * notification that arrives meanwhile for PQnotifies). */
-static bool command(pwake *p, const char *verb)
+static bool command(pwake *p, const char *sql)
 {
-    char sql[96];
-    snprintf(sql, sizeof sql, "%s %s", verb, p->channel); /* a validated identifier */
     if (!PQsendQuery(p->c, sql) || PQflush(p->c) != 0)
         return false;
     int64_t deadline = sg_monotonic_ms() + p->timeout_ms;
@@ -57,7 +62,8 @@ static bool command(pwake *p, const char *verb)
         PGresult *r = PQgetResult(p->c);
         if (!r)
             return ok;
-        ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+        ok = ok && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+                    PQresultStatus(r) == PGRES_TUPLES_OK);
         PQclear(r);
     }
 }
@@ -81,12 +87,36 @@ static void drain(pwake *p, sg_wake *w)
     }
 }
 
+/* LISTEN/UNLISTEN the channel (a validated identifier). */
+static bool listen_cmd(pwake *p, bool on)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "%s %s", on ? "LISTEN" : "UNLISTEN", p->channel);
+    return command(p, sql);
+}
+
+/* Take or drop the shared advisory lock that tells releases a listener
+ * waits for topic (md5 hex: its first 8 digits are the lock's second key). */
+static bool waiter_lock(pwake *p, const char *topic, bool on)
+{
+    char sql[192];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_%slock_shared(hashtext('%s'), "
+                              "('x' || '%.8s')::bit(32)::int)",
+             on ? "" : "un", p->channel, topic);
+    for (const char *c = topic; *c; c++) /* hex only: it is spliced */
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+            return true;
+    return command(p, sql);
+}
+
 static bool t_subscribe(void *ud, sg_wake *w, const char *topic, bool on)
 {
     pwake *p = ud;
-    if (on && p->topics++ == 0 && !command(p, "LISTEN"))
+    if (on && p->topics++ == 0 && !listen_cmd(p, true))
         return false;
-    if (!on && --p->topics == 0 && !command(p, "UNLISTEN"))
+    if (!waiter_lock(p, topic, on))
+        return false;
+    if (!on && --p->topics == 0 && !listen_cmd(p, false))
         return false;
     drain(p, w); /* read while waiting for the command */
     if (on)

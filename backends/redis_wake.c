@@ -22,6 +22,8 @@ typedef struct rwake {
     void (*close)(void *conn);
     void *ud;
     sg_redis_conn *c;
+    sg_wake *w;
+    bool refused; /* an error reply (e.g. LOADING after a restart): start over */
 } rwake;
 
 /* ---- the connection: open, send one command, read what has arrived ---- */
@@ -63,7 +65,14 @@ static bool conn_read(rwake *r, void (*fn)(redisReply *, void *), void *ud)
 /* ---- the protocol: ["subscribe", ch, n] / ["message", ch, payload] ---- */
 static void on_reply(redisReply *m, void *ud)
 {
-    sg_wake *w = ud;
+    rwake *r = ud;
+    sg_wake *w = r->w;
+    if (m->type == REDIS_REPLY_ERROR) { /* a SUBSCRIBE refused: never confirmed */
+        sg_log(SG_LOG_DEBUG, "wake-ups: Redis refused a subscription: %.100s",
+               m->str ? m->str : "");
+        r->refused = true;
+        return;
+    }
     if (m->type != REDIS_REPLY_ARRAY || m->elements < 3 ||
         m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_STRING ||
         strlen(m->element[1]->str) != m->element[1]->len)
@@ -88,7 +97,10 @@ static bool t_subscribe(void *ud, sg_wake *w, const char *topic, bool on)
 
 static bool t_input(void *ud, sg_wake *w)
 {
-    return conn_read(ud, on_reply, w);
+    rwake *r = ud;
+    r->w = w;
+    r->refused = false;
+    return conn_read(r, on_reply, r) && !r->refused;
 }
 
 static void t_disconnect(void *ud)
@@ -114,7 +126,7 @@ sg_wake *sg_redis_wake_new(void *(*connect)(void *ud, sg_error *err), void (*clo
     rwake *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    *r = (rwake){connect, close, ud, NULL};
+    *r = (rwake){connect, close, ud, NULL, NULL, false};
     sg_wake *w = sg_wake_new(&redis_transport, r);
     if (!w)
         free(r);

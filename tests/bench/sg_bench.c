@@ -10,6 +10,15 @@
  *                                     P client processes cycling on distinct keys through
  *                                     one mount (each cycle counted once its release is
  *                                     visible to that process's own backend client)
+ *   sg_bench handoff-lib URL N        N handoffs between two processes (each its own
+ *                                     backend handle), waiter in sg_acquire_retry with
+ *                                     the mount's defaults (100 ms doubling, cap 1 s)
+ *   sg_bench handoff-fs MOUNT_A MOUNT_B N
+ *                                     N handoffs: holder's close() on A returning → a
+ *                                     flock(LOCK_EX) parked on B returning (A = B: same
+ *                                     mount)
+ * Handoff latency: CLOCK_MONOTONIC from the holder letting go to the waiter
+ * holding, both on this machine.
  * Output: one line per measurement, "name ops/s p50_us p99_us". */
 #include <fcntl.h>
 #include <pthread.h>
@@ -388,8 +397,166 @@ static void fs_concurrent(const char *url, const char *mount, int procs, double 
     munmap(shm, (cap + (size_t)procs) * sizeof(int64_t));
 }
 
+/* ---- handoff: two processes, shared stamps ---- */
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+typedef struct handoff_shm {
+    atomic_int round;   /* the holder holds round r: the waiter may start waiting */
+    atomic_int done;    /* the waiter finished round r */
+    int64_t let_go[100000], got[100000];
+} handoff_shm;
+
+static handoff_shm *shm_new(void)
+{
+    handoff_shm *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    return sh;
+}
+
+static void spin_until(atomic_int *v, int want)
+{
+    while (atomic_load(v) < want)
+        usleep(50);
+}
+
+static void handoff_report(const char *name, handoff_shm *sh, int n)
+{
+    samples s = {0};
+    for (int i = 1; i <= n; i++) {
+        int64_t d = sh->got[i] - sh->let_go[i];
+        add(&s, d < 0 ? 0 : d); /* the waiter may return before the holder's call does */
+    }
+    printf("%-34s n=%d  p50 %8.1f us  p99 %8.1f us  max %8.1f us\n", name, n, pct(&s, 0.5),
+           pct(&s, 0.99), pct(&s, 1.0));
+    fflush(stdout);
+    free(s.v);
+}
+
+/* How long the holder keeps the lock after the waiter started: SG_BENCH_HOLD_MS,
+ * "MS" or "MIN-MAX" (uniform; default 20-300), so a polling waiter is caught
+ * anywhere in its backoff rather than always right after its first attempt. */
+static void hold(void)
+{
+    static int lo = -1, hi;
+    if (lo < 0) {
+        const char *e = getenv("SG_BENCH_HOLD_MS");
+        if (!e || sscanf(e, "%d-%d", &lo, &hi) < 1)
+            lo = 20, hi = 300;
+        else if (hi < lo)
+            hi = lo;
+    }
+    usleep((useconds_t)(lo + (hi > lo ? rand() % (hi - lo + 1) : 0)) * 1000);
+}
+
+static sg_acquire_opts mount_like_opts(void)
+{
+    return (sg_acquire_opts){.timeout_ms = 60000, .max_retries = 1000000, .retry_delay_ms = 100,
+                             .max_delay_ms = 1000};
+}
+
+static void handoff_lib(const char *url, int n)
+{
+    handoff_shm *sh = shm_new();
+    char key[64];
+    snprintf(key, sizeof key, "bench-handoff-%d", getpid());
+    pid_t child = fork();
+    sg_backend *b;
+    sg_error err;
+    if (sg_backend_open(url, NULL, &b, &err) != SG_OK)
+        die("open", &err);
+    sg_acquire_opts o = mount_like_opts();
+    if (child == 0) { /* the waiter */
+        for (int r = 1; r <= n; r++) {
+            spin_until(&sh->round, r);
+            sg_lock lock;
+            if (sg_acquire_retry(b, key, 30000, &o, &lock, &err) != SG_OK)
+                die("waiter acquire", &err);
+            sh->got[r] = now_ns();
+            sg_release(b, lock.lock_id, &err);
+            atomic_store(&sh->done, r);
+        }
+        sg_backend_close(b);
+        _exit(0);
+    }
+    for (int r = 1; r <= n; r++) {
+        sg_lock lock;
+        if (sg_acquire_retry(b, key, 30000, &o, &lock, &err) != SG_OK)
+            die("holder acquire", &err);
+        atomic_store(&sh->round, r);
+        hold(); /* the waiter tries, finds it held, waits */
+        if (sg_release(b, lock.lock_id, &err) != SG_OK)
+            die("holder release", &err);
+        sh->let_go[r] = now_ns();
+        spin_until(&sh->done, r);
+    }
+    waitpid(child, NULL, 0);
+    sg_backend_close(b);
+    handoff_report("handoff library (2 processes)", sh, n);
+}
+
+static int open_lock(const char *mount, const char *key)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/locks/%s", mount, key);
+    int fd = open(path, O_RDONLY | O_CREAT, 0666);
+    if (fd < 0) {
+        perror(path);
+        exit(1);
+    }
+    return fd;
+}
+
+static void handoff_fs(const char *ma, const char *mb, int n)
+{
+    handoff_shm *sh = shm_new();
+    char key[64];
+    snprintf(key, sizeof key, "bench-fs-handoff-%d", getpid());
+    pid_t child = fork();
+    if (child == 0) { /* the waiter, on mount B */
+        for (int r = 1; r <= n; r++) {
+            spin_until(&sh->round, r);
+            int fd = open_lock(mb, key);
+            if (flock(fd, LOCK_EX) != 0) {
+                perror("waiter flock");
+                _exit(1);
+            }
+            sh->got[r] = now_ns();
+            close(fd);
+            atomic_store(&sh->done, r);
+        }
+        _exit(0);
+    }
+    for (int r = 1; r <= n; r++) {
+        int fd = open_lock(ma, key);
+        if (flock(fd, LOCK_EX) != 0) { /* the waiter's last close may still be on its way */
+            perror("holder flock");
+            exit(1);
+        }
+        atomic_store(&sh->round, r);
+        hold();
+        close(fd);
+        sh->let_go[r] = now_ns();
+        spin_until(&sh->done, r);
+    }
+    waitpid(child, NULL, 0);
+    handoff_report(strcmp(ma, mb) ? "handoff mount, cross-mount" : "handoff mount, same mount",
+                   sh, n);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "handoff-lib")) {
+        handoff_lib(argv[2], atoi(argv[3]) > 99999 ? 99999 : atoi(argv[3]));
+        return 0;
+    }
+    if (argc >= 5 && !strcmp(argv[1], "handoff-fs")) {
+        handoff_fs(argv[2], argv[3], atoi(argv[4]) > 99999 ? 99999 : atoi(argv[4]));
+        return 0;
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: sg_bench lib URL SECONDS | sg_bench fs URL MOUNT SECONDS\n");
         return 2;

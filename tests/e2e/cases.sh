@@ -302,7 +302,8 @@ case_open_never_waits_classic_idioms() {
     [ $rc -eq 7 ] || fail "( flock -n 9 || exit 7 ) 9>f exited $rc, not 7"
     [ $dt -lt 1000 ] || fail "open + flock -n twice took $dt ms"
     echo 5s >&200 2>/dev/null && fail "a TTL write on a watching descriptor succeeded"
-    # (200>&-: python must not share fd 200's open file, which flock -w will own)
+    # 200>&-: an inherited copy of the descriptor flock'ed below would keep
+    # its lock alive after the shell's exec 200>&- (python would wait on itself)
     python3 - "$f1" > "$T/py.out" 200>&- <<'PY' &
 import fcntl, sys, time
 t0 = time.monotonic()

@@ -121,8 +121,30 @@ static void s_close(sg_backend *b)
     ((script *)b->impl)->closed = true;
 }
 
+/* Wake-ups: remember the callback; a test thread calls it. */
+static sg_wake_fn watched_fn;
+static void *watched_ud;
+static int watches, unwatches;
+
+static sg_watch *s_watch(sg_backend *b, const char *key, sg_wake_fn fn, void *ud)
+{
+    (void)b, (void)key;
+    __atomic_store_n(&watched_ud, ud, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&watched_fn, fn, __ATOMIC_SEQ_CST);
+    watches++;
+    return (sg_watch *)&watched_fn;
+}
+
+static void s_unwatch(sg_backend *b, sg_watch *w)
+{
+    (void)b, (void)w;
+    __atomic_store_n(&watched_fn, NULL, __ATOMIC_SEQ_CST);
+    unwatches++;
+}
+
 static const sg_backend_ops script_ops = {s_acquire, s_release, s_extend, s_is_locked,
-                                          s_lookup, s_lookup_id, NULL, s_close};
+                                          s_lookup, s_lookup_id, NULL, s_close,
+                                          s_watch, s_unwatch};
 
 static script S;
 static sg_backend B;
@@ -131,6 +153,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&S, 0, sizeof S);
+    watches = unwatches = 0;
     S.acquire[0] = (step){SG_OK, 0, false};
     S.n_acquire = 1;
     S.release_st = SG_OK;
@@ -259,6 +282,55 @@ static void retry_succeeds_when_the_lock_frees(void **state)
     assert_int_equal(sg_acquire_retry(&B, "k", 1000, &o, &lock, NULL), SG_OK);
     assert_int_equal(S.acquire_calls, 3);
     assert_string_equal(lock.lock_id, S.acquired_ids[2]);
+}
+
+/* Backoff of 10 s: only the holder's expiry can make the retry come sooner. */
+static void retry_comes_when_the_holder_frees(void **state)
+{
+    (void)state;
+    S.acquire[0] = (step){SG_CONTENDED, 0, false};
+    S.acquire[1] = (step){SG_OK, 0, false};
+    S.n_acquire = 2;
+    S.holder_free_in_ms = 150;
+    sg_acquire_opts o = {.timeout_ms = 20000, .retry_delay_ms = 10000,
+                         .jitter = SG_JITTER_NONE};
+    int64_t t0 = sg_monotonic_ms();
+    assert_int_equal(sg_acquire_retry(&B, "k", 1000, &o, NULL, NULL), SG_OK);
+    int64_t dt = sg_monotonic_ms() - t0;
+    assert_true(dt >= 140 && dt < 2000); /* at the expiry, on our clock */
+    assert_int_equal(S.acquire_calls, 2);
+    assert_int_equal(watches, 1);
+    assert_int_equal(unwatches, 1);
+}
+
+static void *wake_soon(void *arg)
+{
+    (void)arg;
+    usleep(100000);
+    sg_wake_fn fn = __atomic_load_n(&watched_fn, __ATOMIC_SEQ_CST);
+    if (fn)
+        fn(__atomic_load_n(&watched_ud, __ATOMIC_SEQ_CST));
+    return NULL;
+}
+
+static void retry_comes_at_a_wake_up_and_it_does_not_count(void **state)
+{
+    (void)state;
+    S.acquire[0] = (step){SG_CONTENDED, 0, false};
+    S.acquire[1] = (step){SG_OK, 0, false};
+    S.n_acquire = 2;
+    watches = unwatches = 0;
+    /* one retry, 10 s away: the wake-up attempt serves it (and is not that retry) */
+    sg_acquire_opts o = {.timeout_ms = 5000, .max_retries = 1, .retry_delay_ms = 10000};
+    pthread_t t;
+    pthread_create(&t, NULL, wake_soon, NULL);
+    int64_t t0 = sg_monotonic_ms();
+    assert_int_equal(sg_acquire_retry(&B, "k", 1000, &o, NULL, NULL), SG_OK);
+    int64_t dt = sg_monotonic_ms() - t0;
+    pthread_join(t, NULL);
+    assert_true(dt >= 90 && dt < 2000);
+    assert_int_equal(watches, 1);
+    assert_int_equal(unwatches, 1);
 }
 
 static void retry_returns_backend_errors_at_once(void **state)
@@ -555,6 +627,8 @@ int main(void)
         cmocka_unit_test_setup(lookups_are_sanitized_unless_raw, setup),
         cmocka_unit_test_setup(retry_makes_max_retries_plus_one_attempts, setup),
         cmocka_unit_test_setup(retry_succeeds_when_the_lock_frees, setup),
+        cmocka_unit_test_setup(retry_comes_when_the_holder_frees, setup),
+        cmocka_unit_test_setup(retry_comes_at_a_wake_up_and_it_does_not_count, setup),
         cmocka_unit_test_setup(retry_returns_backend_errors_at_once, setup),
         cmocka_unit_test_setup(retry_delays_follow_backoff_and_jitter, setup),
         cmocka_unit_test_setup(retry_stops_at_the_timeout, setup),
