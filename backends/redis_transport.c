@@ -53,6 +53,7 @@ struct sg_redis_conn {
     SSL *ssl;          /* NULL on plain connections */
     bool timed_recv;   /* plain, blocking, SO_RCVTIMEO = command_timeout_ms */
     bool answered;     /* a reply has arrived on it */
+    bool mid_reply;    /* bytes fed to the reader that no reply returned yet */
     short want;        /* what the last would-block operation waits for */
     redisReader *reader;
     char *out;         /* formatted commands not yet written */
@@ -361,6 +362,7 @@ static sg_status next_reply(sg_redis_conn *c, int64_t deadline, redisReply **out
         if (r) {
             *out = r;
             c->answered = true;
+            c->mid_reply = c->reader->pos < c->reader->len;
             return SG_OK;
         }
         /* The first wait of a request on a plain socket is recv itself
@@ -383,6 +385,7 @@ static sg_status next_reply(sg_redis_conn *c, int64_t deadline, redisReply **out
             fail_set(c, F_OOM, "out of memory reading a reply");
             return SG_ERROR;
         }
+        c->mid_reply = c->mid_reply || n > 0;
     }
 }
 
@@ -415,9 +418,12 @@ sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out,
     if (next_reply(c, deadline_ms, out) == SG_OK)
         return SG_OK;
     sg_status st = sg_redis_error(c, err);
-    /* nothing at all arrived: the caller only asked "anything yet?" */
-    if (c->fail == F_TIMEOUT && c->reader->ridx == -1 && c->reader->pos == c->reader->len &&
-        c->out_off == c->out_len)
+    /* nothing at all arrived: the caller only asked "anything yet?", and
+     * the connection stays usable — its next failure (EOF after a server
+     * restart) must be reported as what it is, not as this timeout. (The
+     * reader's own ridx is no guide: hiredis 0.14 leaves it at 0 between
+     * replies once its buffer holds consumed bytes.) */
+    if (c->fail == F_TIMEOUT && !c->mid_reply && c->out_off == c->out_len)
         c->fail = F_NONE;
     return st;
 }

@@ -102,6 +102,56 @@ case_unannounced_release_served_at_expiry() {
     ok "unannounced release served at the holder expiry: $dt ms"
 }
 
+# A backend restart while a waiter is parked: the subscriber reconnects and
+# subscribes again, so the release after it still reaches the waiter by push
+# (polling is 30 s away). Its own private server: Redis with appendfsync
+# always (the lock survives kill -9), PostgreSQL stopped and started.
+case_waiters_survive_backend_restart() {
+    local name=e2ewake port
+    case "$BACKEND" in
+    redis) port=$((SG_TEST_REDIS_PORT_BASE + 24))
+           "$SG_REDIS_CTL" start $name "$port" --appendonly yes --appendfsync always
+           URL="redis://127.0.0.1:$port?connect_timeout_ms=300" ;;
+    postgres) port=$((SG_TEST_PG_PORT_BASE + 10))
+           "$SG_PG_CTL" start $name "$port"
+           URL="postgres://postgres@127.0.0.1:$port/postgres?connect_timeout=1" ;;
+    *) exit 77 ;;
+    esac
+    start_hosts "ttl=20s,retry_delay=30s,max_delay=30s"
+    local f1="$M1/locks/$RUN-rs" f2="$M2/locks/$RUN-rs"
+    exec 9>"$f1"
+    ( exec 9>&-; timeout 40 python3 -c "$STAMP_AFTER_FLOCK" "$f2" > "$T/got" ) &
+    local waiter=$!
+    sleep 0.5
+    local pushed0; pushed0=$(sed -n 's/^syncguardfs_wakeups_total{source="push"} //p' "$M2/metrics")
+    # 9>&-: a server started now must not keep the holder's descriptor open
+    if [ "$BACKEND" = redis ]; then
+        "$SG_REDIS_CTL" kill9 $name; sleep 0.5; "$SG_REDIS_CTL" restart $name 9>&-
+    else
+        "$SG_PG_CTL" stop $name; "$SG_PG_CTL" restart $name 9>&-
+    fi
+    # reconnected and subscribed again: the waiter is woken once (and parks again)
+    local pushed=0
+    for _ in $(seq 1 100); do
+        pushed=$(sed -n 's/^syncguardfs_wakeups_total{source="push"} //p' "$M2/metrics")
+        [ "${pushed:-0}" -gt "${pushed0:-0}" ] && break
+        sleep 0.1
+    done
+    [ "${pushed:-0}" -gt "${pushed0:-0}" ] || fail "no resubscription wake-up after the restart"
+    kill -0 $waiter 2>/dev/null || fail "the waiter ended during the restart"
+    [ -e "$f2" ] || fail "the lock was lost across the restart"
+    sleep 1
+    local t0; t0=$(date +%s%N)
+    exec 9>&-
+    wait $waiter || fail "waiter did not get the lock"
+    local dt=$(( ($(cat "$T/got") - t0) / 1000000 ))
+    [ $dt -lt 5000 ] || fail "the release after the restart took $dt ms to reach the waiter (polling?)"
+    pushed=$(sed -n 's/^syncguardfs_wakeups_total{source="push"} //p' "$M2/metrics")
+    [ "${pushed:-0}" -ge $((pushed0 + 2)) ] || fail "push wake-ups after the restart not counted"
+    if [ "$BACKEND" = redis ]; then "$SG_REDIS_CTL" stop $name; else "$SG_PG_CTL" stop $name; fi
+    ok "waiter parked across a backend restart, woken by push after it: $dt ms"
+}
+
 case_flock_nb_loop_never_spurious() {
     start_hosts
     local f="$M1/locks/$RUN-loop"
