@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 #define FST_ID_MAX 1500     /* Firestore document id limit (bytes) */
 #define FST_ENCODED_MIN 513 /* "sg~" ids are padded to at least this */

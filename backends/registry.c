@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-sg_backend *sg_backend_alloc(const sg_backend_ops *ops, sg_capabilities caps, size_t impl_size,
-                             sg_error *err)
-{
-    sg_backend *b = calloc(1, sizeof *b);
-    void *impl = calloc(1, impl_size);
-    if (!b || !impl) {
-        free(b);
-        free(impl);
-        sg_error_set(err, SG_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    *b = (sg_backend){ops, caps, impl};
-    return b;
-}
-
 static sg_status open_parsed(const sg_url *u, const sg_open_opts *opts, sg_backend **out,
                              sg_error *err)
 {

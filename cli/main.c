@@ -549,10 +549,11 @@ static int cmd_setup(sg_backend *b, const char *safe_url)
     if (st == SG_OK && sg_release(b, lock.lock_id, &err) == SG_ERROR)
         return cli_fail(&err);
     int warnings = setup_warnings;
+    const char *type = sg_backend_capabilities(b)->name;
     if (json_out) {
         cJSON *o = cJSON_CreateObject();
         if (o && (!cJSON_AddStringToObject(o, "backend", safe_url) ||
-                  !cJSON_AddStringToObject(o, "type", b->caps.name) ||
+                  !cJSON_AddStringToObject(o, "type", type) ||
                   !cJSON_AddBoolToObject(o, "ok", true) ||
                   !cJSON_AddNumberToObject(o, "warnings", warnings))) {
             cJSON_Delete(o);
@@ -561,8 +562,7 @@ static int cmd_setup(sg_backend *b, const char *safe_url)
         if (print_json(o) != CLI_EXIT_OK)
             return CLI_EXIT_ERROR;
     } else {
-        printf("backend=%s\ntype=%s\naccess=ok\nwarnings=%d\n", safe_url, b->caps.name,
-               warnings);
+        printf("backend=%s\ntype=%s\naccess=ok\nwarnings=%d\n", safe_url, type, warnings);
     }
     return warnings ? CLI_EXIT_ABSENT : CLI_EXIT_OK;
 }

@@ -1,6 +1,6 @@
 /* key.c — the pure rules of the contract: key normalization, storage keys,
  * lockIds, fences, TTLs, time and keyHash. No I/O but getrandom(). */
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,8 +1,10 @@
 /* lock.c — the public lock operations: validate input before any I/O, call
- * the backend once, apply the unknown-outcome rule and sanitize lookups. */
-#include "syncguard.h"
+ * the backend once, apply the unknown-outcome rule and sanitize lookups; and
+ * the backend handle itself (allocation for backends, capabilities, close). */
+#include "syncguard_backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void context(sg_error *err, const char *key, const char *lock_id)
@@ -244,4 +246,24 @@ void sg_backend_close(sg_backend *b)
 {
     if (b)
         b->ops->close(b);
+}
+
+const sg_capabilities *sg_backend_capabilities(const sg_backend *b)
+{
+    return &b->caps;
+}
+
+sg_backend *sg_backend_alloc(const sg_backend_ops *ops, sg_capabilities caps, size_t impl_size,
+                             sg_error *err)
+{
+    sg_backend *b = calloc(1, sizeof *b);
+    void *impl = calloc(1, impl_size);
+    if (!b || !impl) {
+        free(b);
+        free(impl);
+        sg_error_set(err, SG_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    *b = (sg_backend){ops, caps, impl};
+    return b;
 }

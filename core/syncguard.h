@@ -100,24 +100,13 @@ void sg_log(sg_log_level level, const char *fmt, ...) __attribute__((format(prin
  * out (SG_KEY_MAX+1 bytes, NUL-terminated); *out_len gets its length. */
 sg_status sg_key_normalize(const char *key, size_t len, char out[SG_KEY_MAX + 1],
                            size_t *out_len, sg_error *err);
-/* storage_key(prefix, key, limit, reserve): see SPEC section 3. The key is
- * NFC-normalized (any length). Writes a NUL-terminated string into out. */
-sg_status sg_storage_key(const char *prefix, const char *key, size_t limit, size_t reserve,
-                         char *out, size_t out_size, sg_error *err);
-/* storage_key(prefix, "fence:" + base, limit, reserve). */
-sg_status sg_fence_key(const char *prefix, const char *base, size_t limit, size_t reserve,
-                       char *out, size_t out_size, sg_error *err);
 /* 16 bytes of getrandom() as 22 base64url chars + NUL. */
 sg_status sg_lock_id_generate(char out[SG_LOCK_ID_LEN + 1], sg_error *err);
 bool sg_lock_id_valid(const char *lock_id);
-/* base64url without padding of n bytes; out needs 4*ceil(n/3)+1 bytes. */
-void sg_base64url(const unsigned char *in, size_t n, char *out);
 /* 15-digit zero padded; value must be < 10^15. */
 void sg_fence_format(uint64_t fence, char out[SG_FENCE_LEN + 1]);
 /* Exactly 15 digits → value; else SG_ERROR (Internal: a corrupt fence). */
 sg_status sg_fence_parse(const char *s, uint64_t *out, sg_error *err);
-/* Thresholds: warns above SG_FENCE_WARN, fails Internal above SG_FENCE_MAX. */
-sg_status sg_fence_check(uint64_t fence, const char *key, sg_error *err);
 /* TTL: 1 .. 2^31-1 ms, else InvalidArgument. */
 sg_status sg_ttl_check(int64_t ttl_ms, sg_error *err);
 /* A duration as written by people: digits with an optional unit ms|s|m|h
@@ -135,7 +124,7 @@ int64_t sg_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
 /* keyHash of SyncGuard: three 32-bit rolling hashes over UTF-16 code units. */
 void sg_key_hash(const char *s, char out[SG_HASH_LEN + 1]);
 
-/* ---- Locks and the backend interface ------------------------------------ */
+/* ---- Locks and backends ------------------------------------------------- */
 typedef struct sg_lock {
     char key[SG_KEY_MAX + 1];          /* normalized key */
     char lock_id[SG_LOCK_ID_LEN + 1];
@@ -164,6 +153,8 @@ typedef struct sg_capabilities {
     sg_time_authority time_authority;
 } sg_capabilities;
 
+/* An open backend (opaque: its vtable and layout are the backend writers',
+ * in core/syncguard_backend.h, which is not installed in 0.x). */
 typedef struct sg_backend sg_backend;
 
 #define SG_CURSOR_LEN 1800 /* holds any storage key */
@@ -190,40 +181,6 @@ typedef struct sg_holder {
 typedef void (*sg_wake_fn)(void *ud);
 typedef struct sg_watch sg_watch;
 
-/* What a backend implements. Keys arrive normalized and validated, lockIds
- * validated, TTLs checked; each call is one attempt (no retry on
- * contention). An acquire that fails after its request was sent sets
- * err->unknown_outcome so the core can release the ghost; a contended one
- * fills *holder (never NULL) as far as it knows, zeroes otherwise. Lookups
- * fill the raw fields of sg_lock_info; the core derives hashes and
- * sanitizes. */
-typedef struct sg_backend_ops {
-    sg_status (*acquire)(sg_backend *b, const char *key, const char *lock_id, int64_t ttl_ms,
-                         sg_lock *out, sg_holder *holder, sg_error *err);
-    sg_status (*release)(sg_backend *b, const char *lock_id, sg_error *err);
-    sg_status (*extend)(sg_backend *b, const char *lock_id, int64_t ttl_ms,
-                        int64_t *expires_at_ms, sg_error *err);
-    /* NULL: the core answers from lookup_key (one read either way). */
-    sg_status (*is_locked)(sg_backend *b, const char *key, bool *locked, sg_error *err);
-    sg_status (*lookup_key)(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
-    sg_status (*lookup_id)(sg_backend *b, const char *lock_id, sg_lock_info *out,
-                           sg_error *err);
-    /* One bounded page of live locks (see sg_list); NULL if unsupported. */
-    sg_status (*list)(sg_backend *b, char cursor[SG_CURSOR_LEN], size_t page,
-                      sg_list_fn fn, void *ud, sg_error *err);
-    void (*close)(sg_backend *b);
-    /* Push wake-ups; both NULL when the backend has none (Firestore). See
-     * sg_watch_key. watch returns NULL on failure (the caller polls). */
-    sg_watch *(*watch)(sg_backend *b, const char *key, sg_wake_fn fn, void *ud);
-    void (*unwatch)(sg_backend *b, sg_watch *w);
-} sg_backend_ops;
-
-struct sg_backend {
-    const sg_backend_ops *ops;
-    sg_capabilities caps;
-    void *impl; /* the backend's own state */
-};
-
 /* Options common to every backend; unset fields (0/NULL) take defaults. */
 typedef struct sg_open_opts {
     const char *password;        /* overrides the URL's; never logged */
@@ -239,6 +196,9 @@ typedef struct sg_open_opts {
 sg_status sg_backend_open(const char *url, const sg_open_opts *opts, sg_backend **out,
                           sg_error *err);
 void sg_backend_close(sg_backend *b);
+/* What the backend is ("redis", ...), whether it fences, whose clock it uses.
+ * Valid while b is open. */
+const sg_capabilities *sg_backend_capabilities(const sg_backend *b);
 /* Comma-separated list of the schemes this build supports (static). */
 const char *sg_backend_schemes(void);
 /* The backend URL (any scheme, or a libpq key=value string) with every secret

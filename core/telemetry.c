@@ -1,6 +1,6 @@
 /* telemetry.c — opt-in decorator: wraps any backend and reports each
  * operation to a callback. An unwrapped backend pays nothing. */
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -145,17 +145,10 @@ sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bo
 {
     if (!in || !on_event)
         return NULL;
-    sg_backend *b = calloc(1, sizeof *b);
-    telemetry *t = calloc(1, sizeof *t);
-    if (!b || !t) {
-        free(b);
-        free(t);
+    sg_backend *b = sg_backend_alloc(&telemetry_ops, in->caps, sizeof(telemetry), NULL);
+    if (!b)
         return NULL;
-    }
-    *t = (telemetry){in, on_event, ud, include_raw};
-    b->ops = &telemetry_ops;
-    b->caps = in->caps;
-    b->impl = t;
+    *(telemetry *)b->impl = (telemetry){in, on_event, ud, include_raw};
     return b;
 }
 

@@ -339,7 +339,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (ino == METRICS_INO && (off == 0 || !h->snap)) {
         size_t len;
         pthread_mutex_lock(&fs->mu);
-        int held = fs->held, waiters = fs->n_waiters;
+        int held = fs->held, waiters = fs->wq.n;
         pthread_mutex_unlock(&fs->mu);
         uint64_t renewed, failed, lost;
         sg_renewer_stats(fs->renewer, &renewed, &failed, &lost);

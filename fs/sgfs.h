@@ -20,6 +20,7 @@
 
 #include "journal.h"
 #include "names.h"
+#include "waitq.h"
 
 #define ROOT_INO FUSE_ROOT_ID
 #define LOCKS_INO 2
@@ -72,30 +73,15 @@ struct handle {
 
 typedef enum { W_FLOCK, W_SETLK } wkind;
 
-/* A key that has parked waiters, and its wake-up subscription (sg_watch_key).
- * Created by a park, watched, unwatched and freed only by the scheduler
- * thread (so a wake-up callback never outlives it: sg_unwatch waits). */
-typedef struct keywatch {
-    struct keywatch *next; /* (mu) */
-    struct sgfs *fs;       /* (init) */
-    int waiters;           /* parked waiters of this key (mu) */
-    sg_watch *watch;       /* (scheduler thread) NULL: none (yet, or no push) */
-    bool tried;            /* watch attempted for the current waiters (mu) */
-    unsigned long woken;   /* wake-ups so far: one during an attempt is not lost (mu) */
-    char key[];            /* (init) */
-} keywatch;
-
 /* A parked flock/SETLKW request, retried by the scheduler. */
 typedef struct waiter {
-    struct waiter *next, *prev; /* (mu) */
+    wq_entry q;       /* in sgfs.wq: links, key, next attempt, interrupted (mu);
+                       * a wait lasts until granted or interrupted */
     fuse_req_t req;
     handle *h;
-    keywatch *kw;     /* its key's subscription (mu) */
     wkind kind;
-    int64_t next_ms;  /* next attempt; a wait lasts until granted or interrupted (mu) */
     int64_t free_at_ms; /* monotonic: the holder's lock stops being live, 0 unknown */
     int attempt;
-    bool interrupted; /* (mu) */
     uint64_t posix_owner;
     uid_t uid;
 } waiter;
@@ -118,9 +104,10 @@ typedef struct sgfs {
     size_t table_size, n_nodes;
     handle **leases;         /* lease id → owning handle (mu) */
     size_t leases_size;
-    waiter *waiters;         /* (mu) */
-    int n_waiters;
-    keywatch *keywatches;    /* keys with waiters (mu); see keywatch */
+    /* Parked waiters and their keys (mu). A key's entry is created by a park;
+     * watched, unwatched and freed only by the scheduler thread (so a wake-up
+     * callback never outlives it: sg_unwatch waits). */
+    waitq wq;
     bool keywatch_dirty;     /* a key gained its first or lost its last waiter (mu) */
     int held;                /* owning handles (mu) */
     atomic_int draining;     /* SIGTERM/SIGINT seen */

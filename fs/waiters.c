@@ -6,41 +6,30 @@
  * when the backend announces a release of the key (a wake-up subscription
  * per key with waiters: subscribed when its first waiter parks, dropped
  * when its last leaves) — and answers EINTR as soon as libfuse reports an
- * interrupt. */
+ * interrupt. The queue itself (order, per-key counts) is waitq.c's; this
+ * file is its FUSE side and the attempts. */
 #include "sgfs.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
+
+static waiter *waiter_of(wq_entry *e)
+{
+    return (waiter *)((char *)e - offsetof(waiter, q));
+}
 
 static void on_interrupt(fuse_req_t req, void *data)
 {
     waiter *w = data;
     sgfs *fs = sgfs_of(req);
     pthread_mutex_lock(&fs->mu);
-    w->interrupted = true;
+    w->q.interrupted = true;
     pthread_cond_broadcast(&fs->sched_cv);
     pthread_mutex_unlock(&fs->mu);
-}
-
-/* The key's subscription entry, created if needed (NULL on ENOMEM: the
- * waiter polls). mu held. */
-static keywatch *keywatch_get(sgfs *fs, const char *key)
-{
-    for (keywatch *kw = fs->keywatches; kw; kw = kw->next)
-        if (!strcmp(kw->key, key))
-            return kw;
-    size_t n = strlen(key) + 1;
-    keywatch *kw = calloc(1, sizeof *kw + n);
-    if (!kw)
-        return NULL;
-    kw->fs = fs;
-    memcpy(kw->key, key, n);
-    kw->next = fs->keywatches;
-    fs->keywatches = kw;
-    return kw;
 }
 
 /* Schedule w's next attempt and put it on the list. mu held. */
@@ -50,35 +39,21 @@ static void link_waiter(sgfs *fs, waiter *w, int64_t now)
                          .max_delay_ms = fs->cfg.max_delay_ms,
                          .backoff = fs->cfg.backoff,
                          .jitter = fs->cfg.jitter};
-    w->next_ms = now + sg_retry_delay_ms(&o, w->attempt, INT64_MAX / 4, sgfs_rand01());
-    if (w->free_at_ms > 0 && w->free_at_ms < w->next_ms) {
-        w->next_ms = w->free_at_ms > now ? w->free_at_ms : now + 1;
+    int64_t next_ms = now + sg_retry_delay_ms(&o, w->attempt, INT64_MAX / 4, sgfs_rand01());
+    if (w->free_at_ms > 0 && w->free_at_ms < next_ms) {
+        next_ms = w->free_at_ms > now ? w->free_at_ms : now + 1;
         metrics_event_add(M_WAKE_EXPIRY);
     }
-    if (w->kw && w->kw->waiters++ == 0) {
-        w->kw->tried = false;
+    if (waitq_push(&fs->wq, &w->q, next_ms)) { /* the key's first waiter */
+        w->q.kw->tried = false;
         fs->keywatch_dirty = true;
     }
-    w->prev = NULL;
-    w->next = fs->waiters;
-    if (fs->waiters)
-        fs->waiters->prev = w;
-    fs->waiters = w;
-    fs->n_waiters++;
     pthread_cond_broadcast(&fs->sched_cv);
 }
 
 static void unlink_waiter(sgfs *fs, waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        fs->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->next = w->prev = NULL;
-    fs->n_waiters--;
-    if (w->kw && --w->kw->waiters == 0)
+    if (waitq_remove(&fs->wq, &w->q)) /* the key's last waiter */
         fs->keywatch_dirty = true;
 }
 
@@ -87,18 +62,11 @@ static void unlink_waiter(sgfs *fs, waiter *w)
  * backend's subscriber thread; takes mu (never held while calling the core). */
 static void on_key_wake(void *ud)
 {
-    keywatch *kw = ud;
-    sgfs *fs = kw->fs;
+    waitq_key *kw = ud;
+    sgfs *fs = kw->owner;
     pthread_mutex_lock(&fs->mu);
-    int64_t now = sg_monotonic_ms();
-    bool any = false;
     kw->woken++;
-    for (waiter *w = fs->waiters; w; w = w->next)
-        if (w->kw == kw) {
-            w->next_ms = now;
-            any = true;
-        }
-    if (any) {
+    if (waitq_wake_key(&fs->wq, kw->key, sg_monotonic_ms()) > 0) {
         metrics_event_add(M_WAKE_PUSH);
         pthread_cond_broadcast(&fs->sched_cv);
     }
@@ -113,8 +81,7 @@ static void keywatches_sync(sgfs *fs)
     if (!fs->keywatch_dirty)
         return;
     fs->keywatch_dirty = false;
-    for (keywatch **pp = &fs->keywatches; *pp;) {
-        keywatch *kw = *pp;
+    for (waitq_key *kw = fs->wq.keys, *next; kw; kw = next) {
         if (kw->waiters > 0 && !kw->watch && !kw->tried) {
             kw->tried = true; /* once per episode: Firestore has no push */
             pthread_mutex_unlock(&fs->mu);
@@ -130,31 +97,24 @@ static void keywatches_sync(sgfs *fs)
                 pthread_mutex_lock(&fs->mu);
             }
             if (kw->waiters == 0) { /* nobody parked meanwhile */
-                /* new entries are only added at the head: *pp is still kw's link
-                 * unless kw was the head and one was added; find it again */
-                pp = &fs->keywatches;
-                while (*pp != kw)
-                    pp = &(*pp)->next;
-                *pp = kw->next;
-                free(kw);
+                /* keys are only added at the head and only this thread
+                 * removes them: kw->next is still the next one */
+                next = kw->next;
+                waitq_key_free(&fs->wq, kw);
                 continue;
             }
             kw->tried = false;
             fs->keywatch_dirty = true;
         }
-        pp = &(*pp)->next;
+        next = kw->next;
     }
 }
 
 void sgfs_keywatches_free(sgfs *fs)
 {
     pthread_mutex_lock(&fs->mu);
-    while (fs->keywatches) {
-        keywatch *kw = fs->keywatches;
-        fs->keywatches = kw->next;
-        for (waiter *w = fs->waiters; w; w = w->next)
-            if (w->kw == kw)
-                w->kw = NULL;
+    waitq_key *kw;
+    while ((kw = waitq_key_pop(&fs->wq))) {
         pthread_mutex_unlock(&fs->mu);
         sg_unwatch(fs->b, kw->watch);
         free(kw);
@@ -179,7 +139,8 @@ void sgfs_park(sgfs *fs, fuse_req_t req, handle *h, wkind kind, uint64_t posix_o
     w->uid = uid;
     w->free_at_ms = holder ? holder->free_at_mono_ms : 0;
     pthread_mutex_lock(&fs->mu);
-    w->kw = keywatch_get(fs, h->node->key);
+    w->q.kw = waitq_key_get(&fs->wq, h->node->key, fs);
+    w->q.key = h->node->key;
     link_waiter(fs, w, sg_monotonic_ms());
     pthread_mutex_unlock(&fs->mu);
     /* not under mu: libfuse may call on_interrupt right here */
@@ -188,10 +149,7 @@ void sgfs_park(sgfs *fs, fuse_req_t req, handle *h, wkind kind, uint64_t posix_o
 
 void sgfs_wake_waiters(sgfs *fs, const node *n)
 {
-    int64_t now = sg_monotonic_ms();
-    for (waiter *w = fs->waiters; w; w = w->next)
-        if (w->h->node == n || !strcmp(w->h->node->key, n->key))
-            w->next_ms = now;
+    waitq_wake_key(&fs->wq, n->key, sg_monotonic_ms());
     pthread_cond_broadcast(&fs->sched_cv);
     pthread_cond_broadcast(&fs->idle_cv);
 }
@@ -212,7 +170,7 @@ static void finish(waiter *w, int err)
 static void attempt(sgfs *fs, waiter *w)
 {
     unlink_waiter(fs, w);
-    unsigned long woken = w->kw ? w->kw->woken : 0;
+    unsigned long woken = w->q.kw ? w->q.kw->woken : 0;
     pthread_mutex_unlock(&fs->mu);
     sg_error err;
     sg_holder holder;
@@ -223,7 +181,7 @@ static void attempt(sgfs *fs, waiter *w)
         w->h->posix_owner = w->posix_owner;
     }
     int reply = -1;
-    if (w->interrupted) {
+    if (w->q.interrupted) {
         reply = EINTR;
         if (st == SG_OK) { /* granted after the caller gave up: give it back */
             pthread_mutex_unlock(&fs->mu);
@@ -238,8 +196,8 @@ static void attempt(sgfs *fs, waiter *w)
         w->attempt++;
         w->free_at_ms = holder.free_at_mono_ms;
         link_waiter(fs, w, sg_monotonic_ms());
-        if (w->kw && w->kw->woken != woken) /* announced while we were asking */
-            w->next_ms = sg_monotonic_ms();
+        if (w->q.kw && w->q.kw->woken != woken) /* announced while we were asking */
+            w->q.next_ms = sg_monotonic_ms();
     }
     if (reply >= 0) {
         pthread_mutex_unlock(&fs->mu);
@@ -251,32 +209,29 @@ static void attempt(sgfs *fs, waiter *w)
 int64_t sgfs_waiters_run(sgfs *fs, int64_t now)
 {
     keywatches_sync(fs);
-    for (waiter *w = fs->waiters, *next; w; w = next) {
-        next = w->next;
-        if (w->interrupted) {
+    /* one at a time, in the queue's order (waitq.h): the list changes
+     * while mu is dropped, so the next one is looked up afresh */
+    wq_entry *e;
+    while ((e = waitq_first_due(&fs->wq, now, atomic_load(&fs->draining)))) {
+        waiter *w = waiter_of(e);
+        if (e->interrupted) {
             unlink_waiter(fs, w);
             pthread_mutex_unlock(&fs->mu);
             finish(w, EINTR);
             pthread_mutex_lock(&fs->mu);
-            next = fs->waiters; /* the list may have changed */
-        } else if (w->next_ms <= now || atomic_load(&fs->draining)) {
+        } else {
             attempt(fs, w);
-            next = fs->waiters;
             now = sg_monotonic_ms();
         }
     }
     keywatches_sync(fs); /* keys whose last waiter was just served */
-    int64_t wake = INT64_MAX;
-    for (waiter *w = fs->waiters; w; w = w->next)
-        if (w->next_ms < wake)
-            wake = w->next_ms;
-    return wake;
+    return waitq_next_ms(&fs->wq);
 }
 
 void sgfs_waiters_free(sgfs *fs)
 {
-    while (fs->waiters) {
-        waiter *w = fs->waiters;
+    while (fs->wq.head) {
+        waiter *w = waiter_of(fs->wq.head);
         unlink_waiter(fs, w);
         free(w);
     }

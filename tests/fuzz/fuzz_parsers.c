@@ -8,7 +8,7 @@
 
 #include "firestore.h"
 #include "names.h"
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 static sg_backend *B;
 static const char *URL;
@@ -334,7 +334,7 @@ static void list_sees_every_live_lock(void **state)
 /* ---- waiting: the holder's expiry, push wake-ups ---- */
 static bool free_at_tolerance(void) /* Redis deletes at expiresAtMs (PX) */
 {
-    return strcmp(B->caps.name, "redis") != 0;
+    return strcmp(sg_backend_capabilities(B)->name, "redis") != 0;
 }
 
 static void contended_acquire_tells_when_the_holder_frees(void **state)

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 /* How late a loss may be reported after its deadline (thread wake-ups on a
  * loaded machine; the hung call itself never returns before it). */

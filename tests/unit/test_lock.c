@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 /* ---- the scripted backend ---- */
 typedef struct step {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "syncguard.h"
+#include "syncguard_backend.h"
 
 static char *repeat(const char *unit, int n)
 {
