@@ -229,7 +229,13 @@ static inline int64_t check_stalled_calls(sg_backend *b, pid_t fwd, const char *
     char key[64];
     snprintf(key, sizeof key, "%s-stall", name);
     fill_pool(b);
-    assert_int_equal(sg_acquire(b, key, 30000, &l, &err), SG_OK);
+    /* the lock the stalled calls work on, taken before the stall: a short
+     * command timeout on a loaded machine (the emulator) may need a retry */
+    sg_status st0 = SG_ERROR;
+    for (int i = 0; i < 5 && st0 != SG_OK; i++)
+        if ((st0 = sg_acquire(b, key, 30000, &l, &err)) != SG_OK)
+            fprintf(stderr, "%s: setup acquire: %s (retrying)\n", name, err.message);
+    assert_int_equal(st0, SG_OK);
     stall_now(fwd);
 #define SG_STALLED(what, call, calls)                                                          \
     do {                                                                                       \
