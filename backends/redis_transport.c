@@ -409,6 +409,25 @@ sg_status sg_redis_send(sg_redis_conn *c, int argc, const char **argv, int64_t d
     return SG_OK;
 }
 
+sg_status sg_redis_write(sg_redis_conn *c, const char *cmds, size_t len, int64_t deadline_ms,
+                         bool *sent, sg_error *err)
+{
+    *sent = false;
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    char *p = realloc(c->out, c->out_len + len);
+    if (!p) {
+        fail_set(c, F_OOM, "out of memory queueing commands");
+        return sg_redis_error(c, err);
+    }
+    memcpy(p + c->out_len, cmds, len);
+    c->out = p;
+    c->out_len += len;
+    if (flush(c, deadline_ms, sent) != SG_OK)
+        return sg_redis_error(c, err);
+    return SG_OK;
+}
+
 sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out, sg_error *err)
 {
     *out = NULL;
