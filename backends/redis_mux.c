@@ -182,8 +182,10 @@ static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
     sg_error_clear(&err);
     while (atomic_load_explicit(&me->state, memory_order_relaxed) != R_DONE) {
         if (!mc->c) {
+            /* for the requests waiting: done by the first one's deadline */
+            int64_t deadline = mc->q_head->deadline;
             pthread_mutex_unlock(&mc->mu);
-            sg_redis_conn *c = sg_redis_connect(m->cfg, &err);
+            sg_redis_conn *c = sg_redis_connect_by(m->cfg, deadline, &err);
             pthread_mutex_lock(&mc->mu);
             if (c)
                 mc->c = c;

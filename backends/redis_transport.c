@@ -703,6 +703,12 @@ static sg_status setup_command(sg_redis_conn *c, int argc, const char **argv, in
 
 sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err)
 {
+    return sg_redis_connect_by(cfg, -1, err);
+}
+
+sg_redis_conn *sg_redis_connect_by(const sg_redis_config *cfg, int64_t deadline_ms,
+                                   sg_error *err)
+{
     sg_redis_conn *c = calloc(1, sizeof *c);
     if (!c || !(c->reader = redisReaderCreate())) {
         free(c);
@@ -712,6 +718,8 @@ sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err)
     c->cfg = cfg;
     c->fd = -1;
     int64_t deadline = sg_monotonic_ms() + cfg->connect_timeout_ms;
+    if (deadline_ms >= 0 && deadline_ms < deadline)
+        deadline = deadline_ms;
     bool ok = cfg->socket_path[0] ? connect_unix(c, deadline) : connect_tcp(c, deadline);
     if (ok && cfg->tls)
         ok = handshake(c, deadline);

@@ -56,6 +56,11 @@ typedef struct sg_redis_conn sg_redis_conn;
  * server's), NetworkTimeout, ServiceUnavailable, InvalidArgument when the
  * port does not speak TLS. cfg must outlive the connection. */
 sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err);
+/* The same, finished by deadline_ms (sg_monotonic_ms) too when that comes
+ * first: a connection made for requests already waiting is bounded by
+ * their deadline. */
+sg_redis_conn *sg_redis_connect_by(const sg_redis_config *cfg, int64_t deadline_ms,
+                                   sg_error *err);
 /* Close (TLS close_notify when the connection is healthy); NULL is a no-op. */
 void sg_redis_close(sg_redis_conn *c);
 
