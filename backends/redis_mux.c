@@ -45,7 +45,7 @@ typedef struct mux_req {
 typedef struct mux_conn {
     pthread_mutex_t mu;
     sg_redis_conn *c;          /* NULL: connect before the next write */
-    bool driving;              /* some caller is (or was told to start) driving */
+    bool driving;              /* a caller is driving */
     mux_req *q_head, *q_tail;  /* not written yet, in arrival order */
     mux_req *p_head, *p_tail;  /* written; replies come in this order */
     char *buf;                 /* the batch being written (the driver's) */
@@ -235,8 +235,28 @@ static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
         r->sent = true;
         finish(r, me);
     }
+    /* what was queued meanwhile goes out now: the server works on it while
+     * the next driver is being scheduled */
+    if (mc->q_head && mc->c && mc->p_head) {
+        mux_req *batch = mc->q_head;
+        sg_redis_conn *c = mc->c;
+        size_t len = take_batch(mc, me);
+        if (len) {
+            int64_t deadline = mc->p_head->deadline;
+            pthread_mutex_unlock(&mc->mu);
+            bool sent = false;
+            sg_status st = sg_redis_write(c, mc->buf, len, deadline, &sent, &err);
+            bool dropped = sg_redis_dropped(c);
+            pthread_mutex_lock(&mc->mu);
+            if (st != SG_OK)
+                conn_failed(mc, me, sent ? NULL : batch, &err, dropped);
+        }
+    }
+    /* The role is free: a caller arriving now takes it at once (it is
+     * running; the one woken here may wait behind every caller just
+     * answered). The oldest waiting is told, so someone drives for sure. */
+    mc->driving = false;
     mux_req *next = mc->p_head ? mc->p_head : mc->q_head;
-    mc->driving = next != NULL;
     if (next) {
         atomic_store_explicit(&next->state, R_DRIVE, memory_order_release);
         futex_wake(&next->state);
@@ -288,7 +308,14 @@ redisReply *sg_redis_mux_command(sg_redis_mux *m, int argc, const char **argv, b
     for (int s; !lead && (s = atomic_load_explicit(&me.state, memory_order_acquire)) != R_DONE;) {
         if (s == R_DRIVE) {
             pthread_mutex_lock(&mc->mu);
-            drive(m, mc, &me);
+            if (atomic_load_explicit(&me.state, memory_order_relaxed) == R_DRIVE) {
+                if (!mc->driving) {
+                    mc->driving = true;
+                    drive(m, mc, &me);
+                } else { /* someone arriving took the role: wait again */
+                    atomic_store_explicit(&me.state, R_WAIT, memory_order_relaxed);
+                }
+            }
             pthread_mutex_unlock(&mc->mu);
         } else {
             futex_wait(&me.state, R_WAIT);

@@ -4,7 +4,8 @@
  * to them in order; each caller blocks until its own reply, error or
  * timeout. There is no I/O thread: the caller that finds nobody doing a
  * connection's I/O does it (writes, reads, hands replies out) until its own
- * reply is in, then passes the role to the oldest caller still waiting
+ * reply is in, then frees the role for the next caller to arrive and wakes
+ * the oldest one still waiting to take it if nobody does
  * ("leader/follower"), so one caller alone pays no context switch.
  *
  * Per request, as on a connection of its own: the deadline is
