@@ -1,12 +1,13 @@
 /* redis.c — the Redis backend: one Lua script per mutation, SyncGuard's
- * storage layout, a small pool of connections for many threads. The
- * connections — plain, unix or TLS — are redis_transport.c's.
+ * storage layout, a few pipelined connections shared by every thread
+ * (redis_mux.c). The connections — plain, unix or TLS — are
+ * redis_transport.c's.
  *
  * Layout (SPEC section 4): lock  storage_key(prefix, key)            JSON, PX ttl
  *                          index storage_key(prefix, "id:" + lockId) lock key, PX ttl
  *                          fence storage_key(prefix, "fence:" + lock key)  INCR, no TTL */
 #include "backends.h"
-#include "pool.h"
+#include "redis_mux.h"
 #include "redis_transport.h"
 #include "redis_wake.h"
 
@@ -140,7 +141,7 @@ typedef struct redis_backend {
     sg_redis_config cfg; /* address, credentials, timeouts, TLS; fixed after open */
     char prefix[256];
     char sha[S_COUNT][41];
-    sg_pool pool; /* of sg_redis_conn */
+    sg_redis_mux *mux; /* the shared connections */
     sg_wake *wake; /* the subscriber (redis_wake.c); NULL: no memory for it */
 } redis_backend;
 
@@ -158,17 +159,6 @@ static void *connect_one(void *ud, sg_error *err)
 static void close_one(void *c)
 {
     sg_redis_close(c);
-}
-
-static bool alive_one(void *c)
-{
-    return sg_redis_idle_alive(c);
-}
-
-/* A connection that saw any error is dropped, so the next borrower connects. */
-static void give_back(redis_backend *rb, sg_redis_conn *c)
-{
-    sg_pool_return(&rb->pool, c, !sg_redis_broken(c));
 }
 
 /* Every call is retried once on a fresh connection when its connection was
@@ -201,16 +191,13 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
     const char *load[3] = {"SCRIPT", "LOAD", scripts[s]};
 
     for (int conn_try = 0;; conn_try++) {
-        sg_redis_conn *c = sg_pool_borrow(&rb->pool, err);
-        if (!c)
-            return NULL;
         redisReply *r = NULL;
         bool retry = false;
         for (int attempt = 0; attempt < 2; attempt++) {
-            bool sent;
-            r = sg_redis_command(c, argc, argv, &sent, err);
+            bool sent, dropped;
+            r = sg_redis_mux_command(rb->mux, argc, argv, &sent, &dropped, err);
             if (!r) {
-                retry = conn_try == 0 && sg_redis_dropped(c);
+                retry = conn_try == 0 && dropped;
                 if (err)
                     err->unknown_outcome = sent && kind != OP_READ;
                 break;
@@ -218,9 +205,9 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
             if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8) &&
                 attempt == 0) {
                 freeReplyObject(r); /* not run: load it (after a restart) and run it */
-                r = sg_redis_command(c, 3, load, &sent, err);
+                r = sg_redis_mux_command(rb->mux, 3, load, &sent, &dropped, err);
                 if (!r) {
-                    retry = conn_try == 0 && sg_redis_dropped(c);
+                    retry = conn_try == 0 && dropped;
                     break;
                 }
                 bool ok = r->type == REDIS_REPLY_STRING;
@@ -239,7 +226,6 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
             }
             break;
         }
-        give_back(rb, c);
         if (!retry)
             return r;
         sg_log(SG_LOG_DEBUG, "redis: connection dropped; retrying on a fresh one");
@@ -508,7 +494,7 @@ static void r_close(sg_backend *b)
 {
     redis_backend *rb = b->impl;
     sg_wake_free(rb->wake);
-    sg_pool_destroy(&rb->pool);
+    sg_redis_mux_free(rb->mux);
     sg_redis_config_free(&rb->cfg);
     free(rb);
     free(b);
@@ -543,28 +529,37 @@ static sg_status apply_prefix(redis_backend *rb, const sg_url *u, sg_error *err)
     return SG_OK;
 }
 
+/* connections=N: how many shared pipelined connections (1..SG_REDIS_MUX_MAX). */
+static sg_status apply_connections(const sg_url *u, int *n, sg_error *err)
+{
+    const char *v = sg_url_get(u, "connections");
+    if (!v)
+        return SG_OK;
+    char *end;
+    long k = strtol(v, &end, 10);
+    if (!*v || *end || k < 1 || k > SG_REDIS_MUX_MAX)
+        return sg_error_set(err, SG_E_INVALID_ARGUMENT, "connections must be 1..%d",
+                            SG_REDIS_MUX_MAX);
+    *n = (int)k;
+    return SG_OK;
+}
+
 /* Fences go backwards if INCRs can be lost: warn, or refuse when asked. */
 static sg_status check_durability(redis_backend *rb, bool require, sg_error *err)
 {
-    sg_redis_conn *c = sg_pool_borrow(&rb->pool, err);
-    if (!c)
-        return SG_ERROR;
     const char *names[3] = {"appendonly", "appendfsync", "maxmemory-policy"};
     char values[3][64] = {"", "", ""};
     bool readable = true;
     for (int i = 0; i < 3 && readable; i++) {
         const char *argv[3] = {"CONFIG", "GET", names[i]};
-        bool sent;
-        redisReply *r = sg_redis_command(c, 3, argv, &sent, err);
-        if (!r) {
-            give_back(rb, c);
+        bool sent, dropped;
+        redisReply *r = sg_redis_mux_command(rb->mux, 3, argv, &sent, &dropped, err);
+        if (!r)
             return SG_ERROR;
-        }
         if (r->type == REDIS_REPLY_ERROR && r->str &&
             (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))) {
             sg_status st = sg_redis_reply_error(r, err);
             freeReplyObject(r);
-            give_back(rb, c);
             return st;
         }
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -574,7 +569,6 @@ static sg_status check_durability(redis_backend *rb, bool require, sg_error *err
             readable = false; /* CONFIG renamed or denied */
         freeReplyObject(r);
     }
-    give_back(rb, c);
     if (!readable) {
         if (require)
             return sg_error_set(err, SG_E_SERVICE_UNAVAILABLE,
@@ -607,7 +601,6 @@ sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend 
     if (!b)
         return SG_ERROR;
     redis_backend *rb = b->impl;
-    sg_pool_init(&rb->pool, connect_one, close_one, alive_one, rb);
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
     for (int i = 0; i < S_COUNT; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
@@ -615,10 +608,15 @@ sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend 
         for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
             snprintf(rb->sha[i] + 2 * j, 3, "%02x", d[j]);
     }
-    static const char *const backend_params[] = {"prefix", NULL};
+    static const char *const backend_params[] = {"prefix", "connections", NULL};
     sg_status st = sg_redis_config_parse(&rb->cfg, url, opts, backend_params, err);
     if (st == SG_OK)
         st = apply_prefix(rb, url, err);
+    int conns = SG_REDIS_MUX_DEFAULT;
+    if (st == SG_OK)
+        st = apply_connections(url, &conns, err);
+    if (st == SG_OK && !(rb->mux = sg_redis_mux_new(&rb->cfg, conns)))
+        st = sg_error_set(err, SG_E_INTERNAL, "out of memory opening Redis");
     if (st == SG_OK)
         st = check_durability(rb, opts && opts->require_durable_fences, err);
     if (st == SG_OK && !(rb->wake = sg_redis_wake_new(connect_one, close_one, rb)))

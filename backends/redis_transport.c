@@ -412,6 +412,25 @@ sg_status sg_redis_send(sg_redis_conn *c, int argc, const char **argv, int64_t d
     return SG_OK;
 }
 
+sg_status sg_redis_write(sg_redis_conn *c, const char *cmds, size_t len, int64_t deadline_ms,
+                         bool *sent, sg_error *err)
+{
+    *sent = false;
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    char *p = realloc(c->out, c->out_len + len);
+    if (!p) {
+        fail_set(c, F_OOM, "out of memory queueing commands");
+        return sg_redis_error(c, err);
+    }
+    memcpy(p + c->out_len, cmds, len);
+    c->out = p;
+    c->out_len += len;
+    if (flush(c, deadline_ms, sent) != SG_OK)
+        return sg_redis_error(c, err);
+    return SG_OK;
+}
+
 sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out, sg_error *err)
 {
     *out = NULL;
@@ -690,6 +709,12 @@ static sg_status setup_command(sg_redis_conn *c, int argc, const char **argv, in
 
 sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err)
 {
+    return sg_redis_connect_by(cfg, -1, err);
+}
+
+sg_redis_conn *sg_redis_connect_by(const sg_redis_config *cfg, int64_t deadline_ms,
+                                   sg_error *err)
+{
     sg_redis_conn *c = calloc(1, sizeof *c);
     if (!c || !(c->reader = redisReaderCreate())) {
         free(c);
@@ -699,6 +724,8 @@ sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err)
     c->cfg = cfg;
     c->fd = -1;
     int64_t deadline = sg_monotonic_ms() + cfg->connect_timeout_ms;
+    if (deadline_ms >= 0 && deadline_ms < deadline)
+        deadline = deadline_ms;
     bool ok = cfg->socket_path[0] ? connect_unix(c, deadline) : connect_tcp(c, deadline);
     if (ok && cfg->tls)
         ok = handshake(c, deadline);

@@ -10,8 +10,9 @@
  * Use: sg_redis_config_parse once per backend (it builds the TLS context),
  * then sg_redis_connect per connection. Request/response callers use
  * sg_redis_command; a subscriber uses sg_redis_send, sg_redis_fd (to poll
- * with its other descriptors) and sg_redis_read. A connection is used by one
- * thread at a time. */
+ * with its other descriptors) and sg_redis_read; the shared pipelined
+ * connections (redis_mux.c) sg_redis_write and sg_redis_read. A connection
+ * is used by one thread at a time. */
 #ifndef SG_REDIS_TRANSPORT_H
 #define SG_REDIS_TRANSPORT_H
 #include <hiredis/hiredis.h>
@@ -55,6 +56,11 @@ typedef struct sg_redis_conn sg_redis_conn;
  * server's), NetworkTimeout, ServiceUnavailable, InvalidArgument when the
  * port does not speak TLS. cfg must outlive the connection. */
 sg_redis_conn *sg_redis_connect(const sg_redis_config *cfg, sg_error *err);
+/* The same, finished by deadline_ms (sg_monotonic_ms) too when that comes
+ * first: a connection made for requests already waiting is bounded by
+ * their deadline. */
+sg_redis_conn *sg_redis_connect_by(const sg_redis_config *cfg, int64_t deadline_ms,
+                                   sg_error *err);
 /* Close (TLS close_notify when the connection is healthy); NULL is a no-op. */
 void sg_redis_close(sg_redis_conn *c);
 
@@ -75,6 +81,11 @@ redisReply *sg_redis_command(sg_redis_conn *c, int argc, const char **argv, bool
 sg_status sg_redis_send(sg_redis_conn *c, int argc, const char **argv, int64_t deadline_ms,
                         sg_error *err);
 sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out, sg_error *err);
+/* Write commands already formatted (redisFormatCommandArgv, concatenated)
+ * after anything queued, before deadline_ms; *sent says whether any byte of
+ * them may have reached the server (false: provably not executed). */
+sg_status sg_redis_write(sg_redis_conn *c, const char *cmds, size_t len, int64_t deadline_ms,
+                         bool *sent, sg_error *err);
 /* The socket, for poll() next to other descriptors (POLLIN). Over TLS check
  * sg_redis_pending first: decrypted bytes may wait inside OpenSSL. */
 int sg_redis_fd(const sg_redis_conn *c);
