@@ -49,6 +49,8 @@ if (backendName === "redis") {
     console.error("ts_conc: FIRESTORE_EMULATOR_HOST must be set (loopback emulator only)");
     process.exit(2);
   }
+  // and its auth library would probe the GCE metadata server (169.254.169.254): never
+  process.env.METADATA_SERVER_DETECTION = "none";
   const { Firestore } = await import("@google-cloud/firestore");
   const { createFirestoreBackend } = await mod("firestore");
   const db = new Firestore({ projectId: url });
