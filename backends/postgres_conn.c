@@ -413,18 +413,23 @@ PGresult *sg_pg_run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q
         PGconn *c = sg_pool_borrow_by(&pb->pool, queued_until, err);
         if (!c)
             return NULL;
+        /* The lock statement and the main one form one transaction without
+         * BEGIN and COMMIT: outside a transaction block the server runs every
+         * statement up to the SYNC in one implicit transaction and commits it
+         * at the SYNC (WAL flushed, synchronous_commit as configured) before
+         * it answers the SYNC. The advisory lock is held until then, and the
+         * main statement's result counts only once PGRES_PIPELINE_SYNC has
+         * arrived (read_pipeline; a drop before it is an unknown outcome).
+         * Two statements fewer per operation for the server to parse, plan
+         * and run (docs/benchmarks.md, "Concurrency"). */
         bool ok = true;
-        if (tx) {
-            ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-                 PQsendQueryPrepared(c, sg_pg_sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
-        }
-        ok = ok && PQsendQueryPrepared(c, sg_pg_sql_name[main_q], nparams, params, NULL, NULL, 0);
         if (tx)
-            ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+            ok = PQsendQueryPrepared(c, sg_pg_sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
+        ok = ok && PQsendQueryPrepared(c, sg_pg_sql_name[main_q], nparams, params, NULL, NULL, 0);
         ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
         pipe_out o = {0};
         if (ok)
-            read_pipeline(c, tx ? 4 : 1, tx ? 2 : 0, deadline_after(pb->command_timeout_ms), &o,
+            read_pipeline(c, tx ? 2 : 1, tx ? 1 : 0, deadline_after(pb->command_timeout_ms), &o,
                           err);
         bool unsent = !ok || (o.dropped && !o.completed && send_failed(c));
         if ((!ok || o.dropped) && conn_try == 0 && (kind != OP_RELEASE || !o.completed)) {

@@ -317,6 +317,81 @@ static void statement_timeout_is_network_timeout_without_a_ghost(void **state)
     sg_backend_close(b);
 }
 
+/* A lock operation's statements are one transaction: the advisory lock its
+ * first statement takes is still held while its write runs, and goes with
+ * the commit. Checked by blocking the write on a row lock another session
+ * holds and asking, meanwhile, for the key's advisory lock. */
+typedef struct span_op {
+    const char *key;
+    const char *lock_id; /* release this one; NULL: acquire key */
+    sg_status st;
+} span_op;
+
+static void *span_run(void *arg)
+{
+    span_op *o = arg;
+    sg_lock l;
+    o->st = o->lock_id ? sg_release(B, o->lock_id, NULL) : sg_acquire(B, o->key, 10000, &l, NULL);
+    if (!o->lock_id && o->st == SG_OK)
+        sg_release(B, l.lock_id, NULL);
+    return NULL;
+}
+
+static bool advisory_free(const char *key)
+{
+    PQclear(sql(Q, "BEGIN"));
+    PGresult *r = sql(Q, "SELECT pg_try_advisory_xact_lock(hashtext('%s'))", key);
+    bool free = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    PQclear(sql(Q, "ROLLBACK"));
+    return free;
+}
+
+static void span_check(const char *key, const char *row_lock_sql, const char *lock_id)
+{
+    PGconn *h = PQconnectdb(url);
+    assert_int_equal(PQstatus(h), CONNECTION_OK);
+    PQclear(sql(h, "BEGIN"));
+    PGresult *r = sql(h, "%s", row_lock_sql);
+    assert_int_equal(PQntuples(r), 1);
+    PQclear(r);
+    span_op o = {.key = key, .lock_id = lock_id, .st = SG_ERROR};
+    pthread_t th;
+    pthread_create(&th, NULL, span_run, &o);
+    bool waiting = false; /* our write waits for h's row lock */
+    for (int i = 0; i < 500 && !waiting; i++) {
+        r = sql(Q, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND pid <> %d AND pid <> pg_backend_pid()", PQbackendPID(h));
+        waiting = atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!waiting)
+            msleep(10);
+    }
+    assert_true(waiting);
+    assert_false(advisory_free(key)); /* still held by the blocked operation */
+    PQclear(sql(h, "COMMIT"));
+    PQfinish(h);
+    pthread_join(th, NULL);
+    assert_int_equal(o.st, SG_OK);
+    assert_true(advisory_free(key)); /* released with the commit */
+}
+
+static void lock_op_holds_its_advisory_lock_until_commit(void **state)
+{
+    (void)state;
+    sg_lock a;
+    /* release: its DELETE waits on the lock row */
+    assert_int_equal(sg_acquire(B, "pg-span", 10000, &a, NULL), SG_OK);
+    span_check("pg-span", "SELECT 1 FROM syncguard_locks WHERE key = 'pg-span' FOR UPDATE",
+               a.lock_id);
+    /* acquire: its fence upsert waits on the fence row (made by the first acquire) */
+    span_check("pg-span",
+               "SELECT 1 FROM syncguard_fence_counters WHERE key_debug = 'pg-span' FOR UPDATE",
+               NULL);
+    sg_lock_info info;
+    assert_int_equal(sg_lookup_key_raw(B, "pg-span", &info, NULL), SG_ABSENT);
+}
+
 /* Issue 9 item 4: a server restart (fast shutdown, kill -9) or
  * pg_terminate_backend kills every pooled connection; none of that reaches
  * a caller once pg_isready answers again. */
@@ -698,6 +773,7 @@ int main(void)
         cmocka_unit_test(hostile_rows_are_errors_not_crashes),
         cmocka_unit_test(ts_style_acquirer_and_this_backend_exclude_each_other),
         cmocka_unit_test(statement_timeout_is_network_timeout_without_a_ghost),
+        cmocka_unit_test(lock_op_holds_its_advisory_lock_until_commit),
         cmocka_unit_test(outage_recovery_and_fences_across_restart),
         cmocka_unit_test(release_notifies_only_when_waited_for_and_listening_follows),
         cmocka_unit_test(no_error_after_restart_or_terminate_with_a_full_pool),
