@@ -190,6 +190,17 @@ typedef struct sg_holder {
 typedef void (*sg_wake_fn)(void *ud);
 typedef struct sg_watch sg_watch;
 
+/* One lock of a batched extend (sg_extend_many): lock_id and ttl_ms in;
+ * status (SG_OK, SG_ABSENT or SG_ERROR), expires_at_ms (SG_OK, from the
+ * backend's time authority) and code (SG_ERROR) out. */
+typedef struct sg_extend_item {
+    const char *lock_id;
+    int64_t ttl_ms;
+    sg_status status;
+    int64_t expires_at_ms;
+    sg_code code;
+} sg_extend_item;
+
 /* What a backend implements. Keys arrive normalized and validated, lockIds
  * validated, TTLs checked; each call is one attempt (no retry on
  * contention). An acquire that fails after its request was sent sets
@@ -216,6 +227,13 @@ typedef struct sg_backend_ops {
      * sg_watch_key. watch returns NULL on failure (the caller polls). */
     sg_watch *(*watch)(sg_backend *b, const char *key, sg_wake_fn fn, void *ud);
     void (*unwatch)(sg_backend *b, sg_watch *w);
+    /* Optional (NULL: the core extends one lock at a time). Extend n locks
+     * (lockIds validated, TTLs checked, n <= SG_EXTEND_BATCH_MAX) in one round
+     * trip, each exactly as `extend` would: SG_OK with every item's own
+     * outcome (err: the first item error's text), or SG_ERROR when the batch
+     * failed as a whole (err filled, unknown_outcome if it may have run;
+     * items untouched). */
+    sg_status (*extend_many)(sg_backend *b, size_t n, sg_extend_item *items, sg_error *err);
 } sg_backend_ops;
 
 struct sg_backend {
@@ -259,6 +277,14 @@ sg_status sg_acquire_holder(sg_backend *b, const char *key, int64_t ttl_ms, sg_l
 sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err);
 sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                     int64_t *expires_at_ms, sg_error *err);
+/* Extend many locks, each exactly as sg_extend (its own outcome in its
+ * item), in one round trip per SG_EXTEND_BATCH_MAX where the backend can
+ * (Redis, PostgreSQL), else one lock after the other. SG_OK: every item has
+ * its outcome (err, if an item failed: the first failure's text). SG_ERROR:
+ * a batch failed as a whole (err filled; its items are SG_ERROR with err's
+ * code, their outcome unknown on a timeout); the other items keep theirs. */
+#define SG_EXTEND_BATCH_MAX 256
+sg_status sg_extend_many(sg_backend *b, sg_extend_item *items, size_t n, sg_error *err);
 sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err);
 /* Sanitized: hashes only; key/lock_id fields are left empty. */
 sg_status sg_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);
