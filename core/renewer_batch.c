@@ -34,6 +34,7 @@ void renewer_extend_batch(sg_renewer *r)
     for (size_t i = 0; i < n; i++) {
         const sg_error *why = &e;
         if (items[i].status == SG_ERROR && items[i].code != e.code) {
+            sg_error_clear(&one);
             sg_error_set(&one, items[i].code, "extend in a batch failed (%.200s)", e.message);
             why = &one;
         }
