@@ -47,7 +47,7 @@ static int64_t renew_slack_ms(int64_t ttl_ms)
 
 /* Batched renewers gather more: renewals due within ttl/20 (at most 250 ms)
  * go out together, so 10 000 renewals/s make a few wake-ups and full
- * batches (never later than the lease rule, at most 1/6 of its interval
+ * batches (never later than the lease rule, at most 15 % of its interval
  * early). */
 static int64_t batch_window_ms(int64_t ttl_ms)
 {
