@@ -65,6 +65,21 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
                  "UPDATE {T} l SET expires_at_ms = t.now_ms + $2::bigint FROM t "
                  "WHERE l.lock_id = $1 AND l.expires_at_ms > t.now_ms - 1000 "
                  "RETURNING l.expires_at_ms",
+    /* Q_LOCK_ID for a batch ($1 lockIds): the keys' advisory locks in
+     * ascending order (volatile functions of the target list run after the
+     * sort), so two batches never wait for each other in a cycle */
+    [Q_LOCK_IDS] = "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(key) AS h "
+                   "FROM {T} WHERE lock_id = ANY($1::text[])) s ORDER BY h",
+    /* Q_EXTEND for a batch: $1 lockIds, $2 their ttls; one clock reading for
+     * all, the same liveness rule; returns the 1-based index of each
+     * extended lock with its expiresAtMs (the others are absent) */
+    [Q_EXTEND_MANY] =
+        "WITH t AS (SELECT " NOW_MS " AS now_ms), "
+        "u AS (SELECT * FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY "
+        "  AS u(lock_id, ttl, i)) "
+        "UPDATE {T} l SET expires_at_ms = t.now_ms + u.ttl FROM t, u "
+        "WHERE l.lock_id = u.lock_id AND l.expires_at_ms > t.now_ms - 1000 "
+        "RETURNING u.i, l.expires_at_ms",
     [Q_LOOKUP_KEY] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
                      "WHERE key = $1 AND expires_at_ms > " NOW_MS " - 1000",
     [Q_LOOKUP_ID] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
@@ -75,7 +90,8 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
 };
 const char *const sg_pg_sql_name[Q_COUNT] = {"sg_lock_key", "sg_lock_id", "sg_acquire",
                                              "sg_release", "sg_extend", "sg_lookup_key",
-                                             "sg_lookup_id", "sg_list"};
+                                             "sg_lookup_id", "sg_list",
+                                             "sg_lock_ids", "sg_extend_many"};
 
 /* ---- keys ---- */
 static sg_status keys_for(const char *key, char *storage, char *fence, sg_error *err)
@@ -168,6 +184,53 @@ static sg_status p_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
                                    : sg_error_set(err, SG_E_INTERNAL, "bad extend result");
     PQclear(r);
     return st;
+}
+
+/* One pipelined transaction for the whole batch (see sg_backend_ops, and
+ * sg_pg_run: the implicit transaction of one pipeline sync):
+ * the advisory locks of all its keys; one UPDATE over the arrays; COMMIT. */
+static sg_status p_extend_many(sg_backend *b, size_t n, sg_extend_item *items, sg_error *err)
+{
+    if (n == 0)
+        return SG_OK;
+    /* "{id,id,...}" and "{ttl,ttl,...}": lockIds are base64url, no quoting */
+    char *ids = malloc(n * (SG_LOCK_ID_LEN + 1) + 2), *ttls = malloc(n * 21 + 2);
+    if (!ids || !ttls) {
+        free(ids);
+        free(ttls);
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    }
+    char *p = ids, *q = ttls;
+    *p++ = '{';
+    *q++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, items[i].lock_id, SG_LOCK_ID_LEN);
+        p += SG_LOCK_ID_LEN;
+        *p++ = i + 1 < n ? ',' : '}';
+        q += sprintf(q, "%lld%c", (long long)items[i].ttl_ms, i + 1 < n ? ',' : '}');
+        items[i].status = SG_ABSENT; /* unless the UPDATE returns it */
+        items[i].expires_at_ms = 0;
+        items[i].code = SG_E_NONE;
+    }
+    *p = '\0';
+    const char *params[2] = {ids, ttls};
+    PGresult *r = sg_pg_run(b->impl, Q_LOCK_IDS, ids, Q_EXTEND_MANY, 2, params, OP_WRITE, err);
+    free(ids);
+    free(ttls);
+    if (!r)
+        return SG_ERROR;
+    sg_status st = PQnfields(r) == 2 ? SG_OK : SG_ERROR;
+    for (int row = 0; st == SG_OK && row < PQntuples(r); row++) {
+        int64_t i, exp;
+        if (!get_i64(r, row, 0, &i) || i < 1 || (size_t)i > n || !get_i64(r, row, 1, &exp))
+            st = SG_ERROR;
+        else {
+            items[i - 1].status = SG_OK;
+            items[i - 1].expires_at_ms = exp;
+        }
+    }
+    PQclear(r);
+    return st == SG_OK ? SG_OK : sg_error_set(err, SG_E_INTERNAL, "bad extend result");
 }
 
 static sg_status parse_info(PGresult *r, sg_lock_info *out, sg_error *err)
@@ -271,6 +334,7 @@ static const sg_backend_ops pg_ops = {
     .acquire = p_acquire,
     .release = p_release,
     .extend = p_extend,
+    .extend_many = p_extend_many,
     .lookup_key = p_lookup_key,
     .lookup_id = p_lookup_id,
     .list = p_list,

@@ -31,7 +31,7 @@ typedef struct pg_backend {
 } pg_backend;
 
 enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
-       Q_LIST, Q_COUNT };
+       Q_LIST, Q_LOCK_IDS, Q_EXTEND_MANY, Q_COUNT };
 
 /* The statements every connection prepares (postgres.c): names, and texts in
  * which {T} is the locks table and {F} the fence table. */

@@ -84,6 +84,38 @@ static const char EXTEND_LUA[] =
     "redis.call('SET', KEYS[1], lk, 'PX', ttl)\n"
     "return {1, d.expiresAtMs}\n";
 
+/* EXTEND_LUA for many locks in one call (the renewer's batches): KEYS index
+ * keys; ARGV tolerance, then lockId and ttl for each key → per key
+ * expiresAtMs (> 0: extended) | 0 (absent) | an error reply. Each key runs
+ * EXTEND_LUA's very steps (one TIME for all: as if they ran at one instant)
+ * under pcall, so one key's failure (a corrupt record, a wrong type) is its
+ * own error reply, as its single extend would have been, and the others go
+ * on. */
+static const char EXTEND_MANY_LUA[] =
+    LUA_NOW
+    "local tol = tonumber(ARGV[1])\n"
+    "local function extend(ik, id, ttl)\n"
+    "  local lk = redis.call('GET', ik)\n"
+    "  if not lk then return 0 end\n"
+    "  local cur = redis.call('GET', lk)\n"
+    "  if not cur then return 0 end\n"
+    "  local d = cjson.decode(cur)\n"
+    "  if d.lockId ~= id then return 0 end\n"
+    "  if d.expiresAtMs <= now - tol then return 0 end\n"
+    "  d.expiresAtMs = now + ttl\n"
+    "  redis.call('SET', lk, cjson.encode(d), 'PX', ttl)\n"
+    "  redis.call('SET', ik, lk, 'PX', ttl)\n"
+    "  return d.expiresAtMs\n"
+    "end\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local ok, r = pcall(extend, KEYS[i], ARGV[2 * i], tonumber(ARGV[2 * i + 1]))\n"
+    "  if ok then out[i] = r\n"
+    "  elseif type(r) == 'table' and r.err then out[i] = r\n"
+    "  else out[i] = {err = 'ERR ' .. tostring(r)} end\n"
+    "end\n"
+    "return out\n";
+
 /* KEYS lock; ARGV tolerance → {lockId, expiresAtMs, acquiredAtMs, key, fence} | nil */
 static const char LOOKUP_KEY_LUA[] =
     LUA_NOW
@@ -133,9 +165,11 @@ static const char LIST_LUA[] =
     "end\n"
     "return out\n";
 
-enum { S_ACQUIRE, S_RELEASE, S_EXTEND, S_LOOKUP_KEY, S_LOOKUP_ID, S_LIST, S_COUNT };
+enum { S_ACQUIRE, S_RELEASE, S_EXTEND, S_LOOKUP_KEY, S_LOOKUP_ID, S_LIST, S_EXTEND_MANY,
+       S_COUNT };
 static const char *const scripts[S_COUNT] = {ACQUIRE_LUA,    RELEASE_LUA,   EXTEND_LUA,
-                                             LOOKUP_KEY_LUA, LOOKUP_ID_LUA, LIST_LUA};
+                                             LOOKUP_KEY_LUA, LOOKUP_ID_LUA, LIST_LUA,
+                                             EXTEND_MANY_LUA};
 
 typedef struct redis_backend {
     sg_redis_config cfg; /* address, credentials, timeouts, TLS; fixed after open */
@@ -174,6 +208,9 @@ typedef enum op_kind { OP_READ, OP_WRITE } op_kind;
  * dropped is replaced and the call retried once (see op_kind).
  * Returns the reply (caller frees) or NULL with err set. An error reply is
  * mapped and freed. */
+static redisReply *run_argv(redis_backend *rb, int s, int argc, const char **argv, op_kind kind,
+                            sg_error *err);
+
 static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
                               int nargs, const char **args, op_kind kind, sg_error *err)
 {
@@ -188,6 +225,13 @@ static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **
         argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++)
         argv[argc++] = args[i];
+    return run_argv(rb, s, argc, argv, kind, err);
+}
+
+/* run_script with its EVALSHA command line built by the caller. */
+static redisReply *run_argv(redis_backend *rb, int s, int argc, const char **argv, op_kind kind,
+                            sg_error *err)
+{
     const char *load[3] = {"SCRIPT", "LOAD", scripts[s]};
 
     for (int conn_try = 0;; conn_try++) {
@@ -385,6 +429,101 @@ static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
     return st;
 }
 
+/* The index keys of a batch: each is storage_key(prefix, "id:" + lockId),
+ * which for a lockId (ASCII, NFC as it is) after a prefix of under 256 bytes
+ * is never hashed, so all of them are the first one with its last 22
+ * characters replaced — checked, else computed one by one. */
+static sg_status index_keys(const redis_backend *rb, size_t n, const sg_extend_item *it,
+                            char *buf, size_t slot, sg_error *err)
+{
+    if (index_key(rb, it[0].lock_id, buf, err) != SG_OK)
+        return SG_ERROR;
+    size_t len = strlen(buf);
+    bool shared = len < slot && len >= SG_LOCK_ID_LEN &&
+                  !strcmp(buf + len - SG_LOCK_ID_LEN, it[0].lock_id);
+    for (size_t i = 1; i < n; i++) {
+        char *k = buf + i * slot;
+        if (!shared) {
+            char one[SKEY_MAX];
+            if (index_key(rb, it[i].lock_id, one, err) != SG_OK)
+                return SG_ERROR;
+            if (strlen(one) >= slot)
+                return sg_error_set(err, SG_E_INTERNAL, "index key too long");
+            memcpy(k, one, strlen(one) + 1);
+            continue;
+        }
+        memcpy(k, buf, len - SG_LOCK_ID_LEN);
+        memcpy(k + len - SG_LOCK_ID_LEN, it[i].lock_id, SG_LOCK_ID_LEN + 1);
+    }
+    return SG_OK;
+}
+
+/* One EVALSHA of EXTEND_MANY_LUA for the whole batch (see sg_backend_ops). */
+static sg_status r_extend_many(sg_backend *b, size_t n, sg_extend_item *items, sg_error *err)
+{
+    redis_backend *rb = b->impl;
+    if (n == 0)
+        return SG_OK;
+    /* "prefix:id:" + lockId; the prefix is under 256 bytes */
+    enum { SLOT = 288, TTL_LEN = 24 };
+    size_t argc = 4 + 3 * n;
+    const char **argv = malloc(argc * sizeof *argv);
+    char *keys = malloc(n * (SLOT + TTL_LEN));
+    if (!argv || !keys) {
+        free(argv);
+        free(keys);
+        return sg_error_set(err, SG_E_INTERNAL, "out of memory");
+    }
+    char *ttls = keys + n * SLOT, nk[24];
+    sg_status st = index_keys(rb, n, items, keys, SLOT, err);
+    redisReply *r = NULL;
+    if (st == SG_OK) {
+        snprintf(nk, sizeof nk, "%zu", n);
+        argv[0] = "EVALSHA";
+        argv[1] = rb->sha[S_EXTEND_MANY];
+        argv[2] = nk;
+        argv[3 + n] = TOLERANCE_STR;
+        for (size_t i = 0; i < n; i++) {
+            char *t = ttls + i * TTL_LEN;
+            snprintf(t, TTL_LEN, "%lld", (long long)items[i].ttl_ms);
+            argv[3 + i] = keys + i * SLOT;
+            argv[4 + n + 2 * i] = items[i].lock_id;
+            argv[5 + n + 2 * i] = t;
+        }
+        r = run_argv(rb, S_EXTEND_MANY, (int)argc, argv, OP_WRITE, err);
+        st = r ? SG_OK : SG_ERROR;
+    }
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
+        st = bad_reply(err, "extend");
+    bool first_error = true;
+    for (size_t i = 0; st == SG_OK && i < n; i++) {
+        const redisReply *e = r->element[i];
+        sg_extend_item *it = &items[i];
+        it->expires_at_ms = 0;
+        it->code = SG_E_NONE;
+        sg_error one;
+        sg_error_clear(&one);
+        if (e->type == REDIS_REPLY_INTEGER && e->integer == 0) {
+            it->status = SG_ABSENT;
+        } else if (e->type == REDIS_REPLY_INTEGER && e->integer > 0) {
+            it->status = SG_OK;
+            it->expires_at_ms = e->integer;
+        } else {
+            it->status = e->type == REDIS_REPLY_ERROR ? sg_redis_reply_error(e, &one)
+                                                      : bad_reply(&one, "extend");
+            it->code = one.code;
+            if (first_error && err)
+                *err = one;
+            first_error = false;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    free(argv);
+    free(keys);
+    return st;
+}
+
 /* {lockId, expiresAtMs, acquiredAtMs, key, fence} → info. */
 static sg_status parse_info(const redisReply *r, sg_lock_info *out, sg_error *err)
 {
@@ -510,6 +649,7 @@ static const sg_backend_ops redis_ops = {
     .close = r_close,
     .watch = r_watch,
     .unwatch = r_unwatch,
+    .extend_many = r_extend_many,
 };
 
 /* ---- configuration ---- */

@@ -136,6 +136,67 @@ sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
     return st;
 }
 
+/* One run of valid items (n <= SG_EXTEND_BATCH_MAX): one backend call, or
+ * one extend per item without extend_many. Fills every item; *e gets the
+ * first failure's text. */
+static sg_status extend_run(sg_backend *b, sg_extend_item *it, size_t n, sg_error *e)
+{
+    if (!b->ops->extend_many) {
+        for (size_t i = 0; i < n; i++) {
+            sg_error one;
+            sg_error_clear(&one);
+            it[i].expires_at_ms = 0;
+            it[i].status = b->ops->extend(b, it[i].lock_id, it[i].ttl_ms, &it[i].expires_at_ms,
+                                          &one);
+            it[i].code = it[i].status == SG_ERROR ? one.code : SG_E_NONE;
+            if (it[i].status == SG_ERROR && e->code == SG_E_NONE) {
+                *e = one;
+                context(e, NULL, it[i].lock_id);
+            }
+        }
+        return SG_OK;
+    }
+    sg_error one;
+    sg_error_clear(&one);
+    sg_status st = b->ops->extend_many(b, n, it, &one);
+    for (size_t i = 0; i < n && st == SG_ERROR; i++) {
+        it[i].status = SG_ERROR;
+        it[i].code = one.code;
+    }
+    if (one.code != SG_E_NONE && e->code == SG_E_NONE)
+        *e = one;
+    return st == SG_ERROR ? SG_ERROR : SG_OK;
+}
+
+sg_status sg_extend_many(sg_backend *b, sg_extend_item *items, size_t n, sg_error *err)
+{
+    sg_error local;
+    sg_error *e = err ? err : &local;
+    sg_error_clear(e);
+    sg_status result = SG_OK;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        /* invalid items are answered here and cut the run of valid ones */
+        bool valid = i < n && sg_lock_id_valid(items[i].lock_id) &&
+                     sg_ttl_check(items[i].ttl_ms, NULL) == SG_OK;
+        if (valid && i - start < SG_EXTEND_BATCH_MAX)
+            continue;
+        if (i > start && extend_run(b, items + start, i - start, e) == SG_ERROR)
+            result = SG_ERROR;
+        start = i;
+        if (i < n && !valid) {
+            items[i].status = SG_ERROR;
+            items[i].code = SG_E_INVALID_ARGUMENT;
+            items[i].expires_at_ms = 0;
+            if (e->code == SG_E_NONE)
+                sg_error_set(e, SG_E_INVALID_ARGUMENT,
+                             "lockId must be 22 base64url characters and TTL 1..2^31-1 ms");
+            start = i + 1;
+        }
+    }
+    return result;
+}
+
 sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
 {
     sg_error_clear(err);

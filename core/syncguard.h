@@ -181,6 +181,17 @@ typedef struct sg_holder {
 typedef void (*sg_wake_fn)(void *ud);
 typedef struct sg_watch sg_watch;
 
+/* One lock of a batched extend (sg_extend_many): lock_id and ttl_ms in;
+ * status (SG_OK, SG_ABSENT or SG_ERROR), expires_at_ms (SG_OK, from the
+ * backend's time authority) and code (SG_ERROR) out. */
+typedef struct sg_extend_item {
+    const char *lock_id;
+    int64_t ttl_ms;
+    sg_status status;
+    int64_t expires_at_ms;
+    sg_code code;
+} sg_extend_item;
+
 /* Options common to every backend; unset fields (0/NULL) take defaults. */
 typedef struct sg_open_opts {
     const char *password;        /* overrides the URL's; never logged */
@@ -219,6 +230,14 @@ sg_status sg_acquire_holder(sg_backend *b, const char *key, int64_t ttl_ms, sg_l
 sg_status sg_release(sg_backend *b, const char *lock_id, sg_error *err);
 sg_status sg_extend(sg_backend *b, const char *lock_id, int64_t ttl_ms,
                     int64_t *expires_at_ms, sg_error *err);
+/* Extend many locks, each exactly as sg_extend (its own outcome in its
+ * item), in one round trip per SG_EXTEND_BATCH_MAX where the backend can
+ * (Redis, PostgreSQL), else one lock after the other. SG_OK: every item has
+ * its outcome (err, if an item failed: the first failure's text). SG_ERROR:
+ * a batch failed as a whole (err filled; its items are SG_ERROR with err's
+ * code, their outcome unknown on a timeout); the other items keep theirs. */
+#define SG_EXTEND_BATCH_MAX 256
+sg_status sg_extend_many(sg_backend *b, sg_extend_item *items, size_t n, sg_error *err);
 sg_status sg_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err);
 /* Sanitized: hashes only; key/lock_id fields are left empty. */
 sg_status sg_lookup_key(sg_backend *b, const char *key, sg_lock_info *out, sg_error *err);

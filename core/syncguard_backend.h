@@ -44,6 +44,13 @@ typedef struct sg_backend_ops {
      * sg_watch_key. watch returns NULL on failure (the caller polls). */
     sg_watch *(*watch)(sg_backend *b, const char *key, sg_wake_fn fn, void *ud);
     void (*unwatch)(sg_backend *b, sg_watch *w);
+    /* Optional (NULL: the core extends one lock at a time). Extend n locks
+     * (lockIds validated, TTLs checked, n <= SG_EXTEND_BATCH_MAX) in one round
+     * trip, each exactly as `extend` would: SG_OK with every item's own
+     * outcome (err: the first item error's text), or SG_ERROR when the batch
+     * failed as a whole (err filled, unknown_outcome if it may have run;
+     * items untouched). */
+    sg_status (*extend_many)(sg_backend *b, size_t n, sg_extend_item *items, sg_error *err);
 } sg_backend_ops;
 
 struct sg_backend {

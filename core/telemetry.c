@@ -78,6 +78,17 @@ static sg_status t_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
     return st;
 }
 
+/* One event per lock, each with the batch's duration. */
+static sg_status t_extend_many(sg_backend *b, size_t n, sg_extend_item *items, sg_error *err)
+{
+    int64_t t0 = now_us();
+    sg_status st = inner(b)->ops->extend_many(inner(b), n, items, err);
+    for (size_t i = 0; i < n; i++)
+        emit(b, SG_EV_EXTEND, st == SG_ERROR ? SG_ERROR : items[i].status, NULL,
+             items[i].lock_id, err, t0);
+    return st;
+}
+
 static sg_status t_is_locked(sg_backend *b, const char *key, bool *locked, sg_error *err)
 {
     int64_t t0 = now_us();
@@ -141,6 +152,21 @@ static const sg_backend_ops telemetry_ops = {
     .unwatch = t_unwatch,
 };
 
+/* The same, for an inner backend that extends many locks in one call. */
+static const sg_backend_ops telemetry_batch_ops = {
+    .acquire = t_acquire,
+    .release = t_release,
+    .extend = t_extend,
+    .is_locked = t_is_locked,
+    .lookup_key = t_lookup_key,
+    .lookup_id = t_lookup_id,
+    .list = t_list,
+    .close = t_close,
+    .watch = t_watch,
+    .unwatch = t_unwatch,
+    .extend_many = t_extend_many,
+};
+
 sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bool include_raw)
 {
     if (!in || !on_event)
@@ -149,6 +175,8 @@ sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bo
     if (!b)
         return NULL;
     *(telemetry *)b->impl = (telemetry){in, on_event, ud, include_raw};
+    if (in->ops->extend_many)
+        b->ops = &telemetry_batch_ops;
     return b;
 }
 

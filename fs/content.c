@@ -16,7 +16,7 @@ int sgfs_build_snapshot(sgfs *fs, handle *h)
     int64_t now = sg_now_ms();
     pthread_mutex_lock(&fs->mu);
     hstate state = h->state;
-    sg_lock lock = h->lock;
+    held_lock lock = h->lock;
     uint64_t lease = h->lease;
     pthread_mutex_unlock(&fs->mu);
     if (state == H_LOST)
@@ -27,7 +27,7 @@ int sgfs_build_snapshot(sgfs *fs, handle *h)
     char holder[300];
     snprintf(holder, sizeof holder, "%s:%d", fs->cfg.hostname, (int)h->pid);
     if (state == H_OWNING) {
-        len = sgfs_format_lock(buf, sizeof buf, lock.key, lock.fence, lock.acquired_at_ms,
+        len = sgfs_format_lock(buf, sizeof buf, h->node->key, lock.fence, lock.acquired_at_ms,
                                lock.expires_at_ms, now, lock.lock_id, holder);
     } else {
         sg_lock_info info;

@@ -162,7 +162,10 @@ static void end_op(sgfs *fs, handle *h)
 static void become_owner(sgfs *fs, handle *h, const sg_lock *lock, uid_t uid)
 {
     h->state = H_OWNING;
-    h->lock = *lock;
+    memcpy(h->lock.lock_id, lock->lock_id, sizeof h->lock.lock_id);
+    memcpy(h->lock.fence, lock->fence, sizeof h->lock.fence);
+    h->lock.acquired_at_ms = lock->acquired_at_ms;
+    h->lock.expires_at_ms = lock->expires_at_ms;
     h->uid = uid;
     h->flushed_ms = 0;
     free(h->snap);
@@ -254,7 +257,7 @@ int sgfs_release_handle(sgfs *fs, handle *h, hstate to)
         pthread_mutex_unlock(&fs->mu);
         return 0;
     }
-    sg_lock lock = h->lock;
+    held_lock lock = h->lock;
     uint64_t lease = stop_owning(fs, h, to);
     pthread_mutex_unlock(&fs->mu);
     /* stop renewing first: a renewal racing the release is ignored, never a false loss */
@@ -381,7 +384,7 @@ void sgfs_release_all(sgfs *fs)
             continue;
         }
         h->busy = true;
-        sg_lock lock = h->lock;
+        held_lock lock = h->lock;
         uint64_t lease = stop_owning(fs, h, H_LOST);
         pthread_mutex_unlock(&fs->mu);
         if (lease)

@@ -51,13 +51,23 @@ typedef struct node {
 
 typedef enum { H_WATCHING, H_OWNING, H_LOST } hstate;
 
+/* What a handle keeps of its lock: an sg_lock without the key, which its
+ * node has (sg_lock's 513-byte key buffer was half of the daemon's memory
+ * per held lock). */
+typedef struct held_lock {
+    char lock_id[SG_LOCK_ID_LEN + 1];
+    char fence[SG_FENCE_LEN + 1];
+    int64_t acquired_at_ms;
+    int64_t expires_at_ms;
+} held_lock;
+
 /* One open file of locks/<name> (or of metrics: node NULL). */
 struct handle {
     node *node;            /* (init) NULL for the metrics file */
     handle *nnext;         /* in node->handles (mu) */
     handle *lnext;         /* in the lease map while owning (mu) */
     hstate state;          /* (mu) */
-    sg_lock lock;          /* valid while owning, the last one when lost (mu) */
+    held_lock lock;        /* valid while owning, the last one when lost (mu) */
     uint64_t lease;        /* renewer lease while owning, else 0 (mu) */
     bool busy;             /* a backend operation for it is in flight (mu) */
     int64_t flushed_ms;    /* monotonic time of its last FLUSH (close) (mu) */
