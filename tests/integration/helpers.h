@@ -261,4 +261,34 @@ static inline int64_t check_stalled_calls(sg_backend *b, pid_t fwd, const char *
     return worst;
 }
 
+
+/* ---- wake-ups: a watch callback that counts, and waiting on the count ---- */
+typedef struct wake_count {
+    pthread_mutex_t mu;
+    int n;
+} wake_count;
+
+static inline void count_wake(void *ud)
+{
+    wake_count *c = ud;
+    pthread_mutex_lock(&c->mu);
+    c->n++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static inline int wakes(wake_count *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static inline bool wait_wakes(wake_count *c, int want, int ms)
+{
+    for (int i = 0; i < ms / 10 && wakes(c) < want; i++)
+        msleep(10);
+    return wakes(c) >= want;
+}
+
 #endif

@@ -1,62 +1,23 @@
 /* test_postgres.c — what is specific to the PostgreSQL backend, against a
- * real PostgreSQL 15 started by scripts/pg-ctl: schema, custom tables, the
- * tolerance, auth, outages, timeouts, and a SyncGuard-TS-style acquirer
- * (plain SQL doing what the TypeScript library does) on the same tables. */
+ * real PostgreSQL 15 started by scripts/pg-ctl (pg_fixture.h): schema, custom
+ * tables, the tolerance, auth, outages, timeouts, TLS, and a SyncGuard-TS-style
+ * acquirer (plain SQL doing what the TypeScript library does) on the same
+ * tables. Also: test_postgres_extend_many.c, test_postgres_pool.c (many
+ * callers on one backend), test_postgres_wake.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <unistd.h>
 
-#include "helpers.h"
-#include "syncguard.h"
-
-static const char *url;
-static int port;
-static sg_backend *B;
-static PGconn *Q; /* a plain client */
-
-#define ctl(...) ctl("SG_PG_CTL", __VA_ARGS__)
-
-static PGresult *sql(PGconn *c, const char *fmt, ...)
-{
-    char q[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(c, q);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(c));
-    return r;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (open_from_env("test_postgres", "SG_TEST_PG_URL", "SG_PG_CTL", &url, &B) != 0)
-        return -1;
-    port = atoi(getenv("SG_TEST_PG_PORT") ? getenv("SG_TEST_PG_PORT") : "0");
-    Q = PQconnectdb(url);
-    return PQstatus(Q) == CONNECTION_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sg_backend_close(B);
-    PQfinish(Q);
-    return 0;
-}
+#define SG_SUITE "test_postgres"
+#include "pg_fixture.h"
 
 static void expiry_has_one_second_tolerance(void **state)
 {
@@ -104,138 +65,6 @@ static void layout_matches_syncguard(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), "idx_syncguard_locks_expires");
     assert_string_equal(PQgetvalue(r, 1, 0), "idx_syncguard_locks_lock_id");
     PQclear(r);
-}
-
-static int64_t server_now_ms(void)
-{
-    PGresult *r = sql(Q, "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint");
-    int64_t v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-/* The renewer's batches: live, expired (by the 1 000 ms tolerance of the
- * server's clock), foreign and released lockIds in one call each get what
- * sg_extend gives them; only expires_at_ms changes, as a single extend. */
-static void extend_many_answers_each_lock_as_a_single_extend_would(void **state)
-{
-    (void)state;
-    sg_lock live[3], tolerated, expired, released;
-    char key[32], foreign[SG_LOCK_ID_LEN + 1];
-    for (int i = 0; i < 3; i++) {
-        snprintf(key, sizeof key, "many:live:%d", i);
-        assert_int_equal(sg_acquire(B, key, 60000, &live[i], NULL), SG_OK);
-    }
-    assert_int_equal(sg_acquire(B, "many:tolerated", 60000, &tolerated, NULL), SG_OK);
-    assert_int_equal(sg_acquire(B, "many:expired", 60000, &expired, NULL), SG_OK);
-    assert_int_equal(sg_acquire(B, "many:released", 60000, &released, NULL), SG_OK);
-    assert_int_equal(sg_release(B, released.lock_id, NULL), SG_OK);
-    assert_int_equal(sg_lock_id_generate(foreign, NULL), SG_OK);
-    /* expired 500 ms ago: still live by the tolerance; 1 500 ms ago: gone */
-    PQclear(sql(Q, "UPDATE syncguard_locks SET expires_at_ms = (extract(epoch from "
-                   "clock_timestamp()) * 1000)::bigint - 500 WHERE lock_id = '%s'",
-                tolerated.lock_id));
-    PQclear(sql(Q, "UPDATE syncguard_locks SET expires_at_ms = (extract(epoch from "
-                   "clock_timestamp()) * 1000)::bigint - 1500 WHERE lock_id = '%s'",
-                expired.lock_id));
-    sg_extend_item it[] = {
-        {.lock_id = live[0].lock_id, .ttl_ms = 2000}, /* shorter: replaced, not added */
-        {.lock_id = expired.lock_id, .ttl_ms = 60000},
-        {.lock_id = foreign, .ttl_ms = 60000},
-        {.lock_id = live[1].lock_id, .ttl_ms = 5000},
-        {.lock_id = tolerated.lock_id, .ttl_ms = 4000},
-        {.lock_id = live[2].lock_id, .ttl_ms = 3000},
-        {.lock_id = released.lock_id, .ttl_ms = 5000},
-    };
-    sg_error err;
-    int64_t t0 = server_now_ms();
-    assert_int_equal(sg_extend_many(B, it, 7, &err), SG_OK);
-    int64_t t1 = server_now_ms();
-    const sg_status want[] = {SG_OK, SG_ABSENT, SG_ABSENT, SG_OK, SG_OK, SG_OK, SG_ABSENT};
-    const sg_lock *of[] = {&live[0], &expired, NULL, &live[1], &tolerated, &live[2], &released};
-    for (int i = 0; i < 7; i++) {
-        assert_int_equal(it[i].status, want[i]);
-        if (want[i] != SG_OK)
-            continue;
-        /* the server's clock, read inside the statement: now + ttl */
-        assert_true(it[i].expires_at_ms >= t0 + it[i].ttl_ms);
-        assert_true(it[i].expires_at_ms <= t1 + it[i].ttl_ms);
-        PGresult *r = sql(Q, "SELECT key, expires_at_ms, acquired_at_ms, fence, user_key "
-                             "FROM syncguard_locks WHERE lock_id = '%s'", of[i]->lock_id);
-        assert_int_equal(PQntuples(r), 1);
-        assert_int_equal(atoll(PQgetvalue(r, 0, 1)), it[i].expires_at_ms);
-        assert_int_equal(atoll(PQgetvalue(r, 0, 2)), of[i]->acquired_at_ms);
-        assert_string_equal(PQgetvalue(r, 0, 3), of[i]->fence);
-        assert_string_equal(PQgetvalue(r, 0, 0), of[i]->key);
-        assert_string_equal(PQgetvalue(r, 0, 4), of[i]->key);
-        PQclear(r);
-    }
-    /* the expired one was not resurrected, the others not touched */
-    PGresult *r = sql(Q, "SELECT expires_at_ms < (extract(epoch from clock_timestamp()) * "
-                         "1000)::bigint - 1000 FROM syncguard_locks WHERE lock_id = '%s'",
-                      expired.lock_id);
-    assert_string_equal(PQgetvalue(r, 0, 0), "t");
-    PQclear(r);
-    r = sql(Q, "SELECT count(*) FROM syncguard_locks WHERE lock_id IN ('%s', '%s')", foreign,
-            released.lock_id);
-    assert_string_equal(PQgetvalue(r, 0, 0), "0");
-    PQclear(r);
-    /* a lock extended by a batch is extended by a single extend as before */
-    int64_t exp = 0;
-    assert_int_equal(sg_extend(B, tolerated.lock_id, 9000, &exp, NULL), SG_OK);
-    assert_true(exp > it[4].expires_at_ms);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(sg_release(B, live[i].lock_id, NULL), SG_OK);
-    assert_int_equal(sg_release(B, tolerated.lock_id, NULL), SG_OK);
-    assert_int_equal(sg_release(B, expired.lock_id, NULL), SG_ABSENT);
-}
-
-/* Two batches over the same locks in opposite orders, many times over, from
- * two threads: the advisory locks are taken in one order, so neither waits
- * for the other in a cycle (a deadlock would fail a batch). */
-typedef struct batch_arg {
-    sg_extend_item *it;
-    size_t n;
-    int failures;
-} batch_arg;
-
-static void *batch_loop(void *arg)
-{
-    batch_arg *a = arg;
-    for (int round = 0; round < 30; round++) {
-        sg_error err;
-        if (sg_extend_many(B, a->it, a->n, &err) != SG_OK)
-            a->failures++;
-        for (size_t i = 0; i < a->n; i++)
-            a->failures += a->it[i].status != SG_OK;
-    }
-    return NULL;
-}
-
-static void extend_many_batches_over_shared_keys_never_deadlock(void **state)
-{
-    (void)state;
-    enum { N = 300 }; /* also over the batch limit: two transactions */
-    static sg_lock locks[N];
-    static sg_extend_item fwd[N], rev[N];
-    for (int i = 0; i < N; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "many:order:%d", i);
-        assert_int_equal(sg_acquire(B, key, 60000, &locks[i], NULL), SG_OK);
-    }
-    for (int i = 0; i < N; i++) {
-        fwd[i] = (sg_extend_item){.lock_id = locks[i].lock_id, .ttl_ms = 60000};
-        rev[i] = (sg_extend_item){.lock_id = locks[N - 1 - i].lock_id, .ttl_ms = 60000};
-    }
-    batch_arg a = {fwd, N, 0}, b = {rev, N, 0};
-    pthread_t ta, tb;
-    pthread_create(&ta, NULL, batch_loop, &a);
-    pthread_create(&tb, NULL, batch_loop, &b);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    assert_int_equal(a.failures + b.failures, 0);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(sg_release(B, locks[i].lock_id, NULL), SG_OK);
 }
 
 static void schema_is_idempotent_and_tables_configurable(void **state)
@@ -524,6 +353,21 @@ static void lock_op_holds_its_advisory_lock_until_commit(void **state)
     assert_int_equal(sg_lookup_key_raw(B, "pg-span", &info, NULL), SG_ABSENT);
 }
 
+static void outage_recovery_and_fences_across_restart(void **state)
+{
+    (void)state;
+    int p = atoi(getenv("SG_TEST_PG_PORT_BASE"));
+    ctl("start restart %d", p);
+    char u[256];
+    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres", p);
+    sg_backend *b;
+    sg_error err;
+    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
+    check_fences_survive_kill9(b, "SG_PG_CTL", "restart");
+    sg_backend_close(b);
+    ctl("stop restart");
+}
+
 /* Issue 9 item 4: a server restart (fast shutdown, kill -9) or
  * pg_terminate_backend kills every pooled connection; none of that reaches
  * a caller once pg_isready answers again. */
@@ -585,21 +429,6 @@ static void stalled_connection_fails_within_the_command_timeout(void **state)
     sg_backend_close(b);
 }
 
-static void outage_recovery_and_fences_across_restart(void **state)
-{
-    (void)state;
-    int p = atoi(getenv("SG_TEST_PG_PORT_BASE"));
-    ctl("start restart %d", p);
-    char u[256];
-    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres", p);
-    sg_backend *b;
-    sg_error err;
-    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
-    check_fences_survive_kill9(b, "SG_PG_CTL", "restart");
-    sg_backend_close(b);
-    ctl("stop restart");
-}
-
 /* TLS through libpq: sslmode=verify-full with the test CA works; another CA,
  * a name the certificate does not carry, and sslmode=require against a server
  * without TLS are refused as AuthFailed with a clear message. */
@@ -657,250 +486,11 @@ static void tls_verify_full_and_refusals(void **state)
     sg_backend_close(b);
 }
 
-/* ---- many callers on one backend (issue 13) ---- */
-typedef struct caller {
-    sg_backend *b;
-    int idx, cycles, ok, timeouts, other;
-    int64_t slowest_ms;
-    pthread_barrier_t *start;
-} caller;
-
-static void *cycle_caller(void *arg)
-{
-    caller *c = arg;
-    char key[48];
-    snprintf(key, sizeof key, "many-callers-%d", c->idx);
-    pthread_barrier_wait(c->start);
-    for (int i = 0; i < c->cycles; i++) {
-        sg_lock l;
-        sg_error err;
-        int64_t t0 = sg_monotonic_ms();
-        sg_status st = sg_acquire(c->b, key, 30000, &l, &err);
-        if (st == SG_OK)
-            st = sg_release(c->b, l.lock_id, &err);
-        int64_t t = sg_monotonic_ms() - t0;
-        c->slowest_ms = t > c->slowest_ms ? t : c->slowest_ms;
-        if (st == SG_OK)
-            c->ok++;
-        else if (st == SG_ERROR && err.code == SG_E_NETWORK_TIMEOUT)
-            c->timeouts++;
-        else
-            c->other++;
-    }
-    return NULL;
-}
-
-/* Run n callers of `cycles` acquire+release each on distinct keys; totals into *sum. */
-static void run_callers(sg_backend *b, int n, int cycles, caller *sum)
-{
-    pthread_t th[256];
-    caller c[256];
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, (unsigned)n);
-    for (int i = 0; i < n; i++) {
-        c[i] = (caller){.b = b, .idx = i, .cycles = cycles, .start = &start};
-        pthread_create(&th[i], NULL, cycle_caller, &c[i]);
-    }
-    *sum = (caller){0};
-    for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
-        sum->ok += c[i].ok, sum->timeouts += c[i].timeouts, sum->other += c[i].other;
-        sum->slowest_ms = c[i].slowest_ms > sum->slowest_ms ? c[i].slowest_ms : sum->slowest_ms;
-    }
-    pthread_barrier_destroy(&start);
-}
-
-static int server_connections(const char *app)
-{
-    PGresult *r = sql(Q, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
-                      app);
-    int n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
-}
-
-/* 64 and 256 callers share the pool: every cycle completes, no errors, and the
- * server never sees more connections than pool_size (callers queue FIFO). */
-static void many_callers_all_complete_on_a_bounded_pool(void **state)
-{
-    (void)state;
-    char u[512];
-    snprintf(u, sizeof u, "%s%sapplication_name=sg_many&pool_size=4", url,
-             strchr(url, '?') ? "&" : "?");
-    sg_backend *b;
-    sg_error err;
-    assert_int_equal(sg_backend_open(u, NULL, &b, &err), SG_OK);
-    caller sum;
-    run_callers(b, 64, 20, &sum);
-    fprintf(stderr, "postgres: 64 callers x 20 cycles on 4 connections: %d ok, %d errors, "
-                    "slowest cycle %lld ms\n", sum.ok, sum.timeouts + sum.other,
-            (long long)sum.slowest_ms);
-    assert_int_equal(sum.ok, 64 * 20);
-    assert_int_equal(server_connections("sg_many"), 4);
-    run_callers(b, 256, 4, &sum);
-    assert_int_equal(sum.ok, 256 * 4);
-    assert_int_equal(server_connections("sg_many"), 4);
-    sg_backend_close(b);
-    for (int i = 0; i < 100 && server_connections("sg_many") > 0; i++)
-        msleep(20); /* server processes exit a moment after the client closes */
-    assert_int_equal(server_connections("sg_many"), 0);
-}
-
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (d && readdir(d))
-        n++;
-    if (d)
-        closedir(d);
-    return n;
-}
-
-/* A stalled network under 16 callers on 4 connections: every caller fails
- * with NetworkTimeout, bounded by its own command timeout (the queue wait
- * counts against it) plus at most one connect attempt; the timed-out
- * connections are discarded and nothing (descriptor, memory) leaks. */
-static void stalled_pool_fails_every_caller_and_leaks_nothing(void **state)
-{
-    (void)state;
-    int fds0 = open_fds();
-    int fport = atoi(getenv("SG_TEST_PG_PORT_BASE")) + 4;
-    pid_t fwd = stall_start(fport, port);
-    char u[256];
-    snprintf(u, sizeof u, "postgres://postgres@127.0.0.1:%d/postgres?pool_size=4", fport);
-    sg_open_opts o = {.command_timeout_ms = 300, .connect_timeout_ms = 2000};
-    sg_backend *b;
-    sg_error err;
-    assert_int_equal(sg_backend_open(u, &o, &b, &err), SG_OK);
-    caller sum;
-    run_callers(b, 16, 1, &sum); /* opens the 4 connections */
-    assert_int_equal(sum.ok, 16);
-    stall_now(fwd);
-    run_callers(b, 16, 1, &sum);
-    fprintf(stderr, "postgres stalled, 16 callers on 4 connections: %d NetworkTimeout, %d "
-                    "other, slowest %lld ms (command timeout 300 ms, connect timeout 2 s)\n",
-            sum.timeouts, sum.ok + sum.other, (long long)sum.slowest_ms);
-    assert_int_equal(sum.timeouts, 16);
-    /* acquire: 300 ms (+ the core's release of the unknown outcome, 300 ms) or a
-     * connect attempt in a freed slot (libpq's 2 s) */
-    assert_true(sum.slowest_ms <= 2 * 300 + 2000 + 1000);
-    sg_backend_close(b);
-    hostile_stop(fwd);
-    assert_int_equal(open_fds(), fds0);
-}
-
-/* ---- wake-ups: NOTIFY in the release transaction, one LISTEN connection ---- */
-typedef struct wake_count {
-    pthread_mutex_t mu;
-    int n;
-} wake_count;
-
-static void count_wake(void *ud)
-{
-    wake_count *c = ud;
-    pthread_mutex_lock(&c->mu);
-    c->n++;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static int wakes(wake_count *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->n;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-static bool wait_wakes(wake_count *c, int want, int ms)
-{
-    for (int i = 0; i < ms / 10 && wakes(c) < want; i++)
-        msleep(10);
-    return wakes(c) >= want;
-}
-
-/* Shared advisory locks of the two-int4 space: one per key with a waiter,
- * held by the listener so releases know to notify. */
-static int waiter_locks(void)
-{
-    PGresult *r = sql(Q, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                         "objsubid = 2 AND mode = 'ShareLock' AND granted");
-    int n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
-}
-
-static int unlisten_sessions(void)
-{
-    PGresult *r = sql(Q, "SELECT count(*) FROM pg_stat_activity WHERE query = "
-                         "'UNLISTEN syncguard_locks_wake'");
-    int n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
-}
-
-/* Notifications on the channel seen by the plain client Q (LISTENing). */
-static int q_notifications(void)
-{
-    msleep(100);
-    PQconsumeInput(Q);
-    int n = 0;
-    PGnotify *x;
-    while ((x = PQnotifies(Q))) {
-        n++;
-        PQfreemem(x);
-    }
-    return n;
-}
-
-static void release_notifies_only_when_waited_for_and_listening_follows(void **state)
-{
-    (void)state;
-    sg_backend *b;
-    sg_error err;
-    PQclear(sql(Q, "LISTEN syncguard_locks_wake"));
-    assert_int_equal(sg_backend_open(url, NULL, &b, &err), SG_OK);
-    int locks_before = waiter_locks();
-    sg_lock l;
-    /* nobody waits: the release does not pay for a NOTIFY */
-    assert_int_equal(sg_acquire(B, "wk:none", 10000, &l, &err), SG_OK);
-    assert_int_equal(sg_release(B, l.lock_id, &err), SG_OK);
-    assert_int_equal(q_notifications(), 0);
-
-    wake_count ca = {PTHREAD_MUTEX_INITIALIZER, 0}, cb = ca;
-    sg_watch *wa = sg_watch_key(b, "wk:a", count_wake, &ca);
-    sg_watch *wb = sg_watch_key(b, "wk:b", count_wake, &cb);
-    assert_true(wait_wakes(&ca, 1, 3000) && wait_wakes(&cb, 1, 3000));
-    assert_int_equal(waiter_locks(), locks_before + 2);
-    assert_int_equal(sg_acquire(B, "wk:a", 10000, &l, &err), SG_OK);
-    assert_int_equal(sg_release(B, l.lock_id, &err), SG_OK);
-    assert_true(wait_wakes(&ca, 2, 3000));
-    assert_int_equal(q_notifications(), 1);
-    assert_int_equal(wakes(&cb), 1); /* the payload names the key */
-    assert_int_equal(sg_release(B, l.lock_id, &err), SG_ABSENT);
-    assert_int_equal(q_notifications(), 0); /* nothing deleted, nothing announced */
-    assert_int_equal(wakes(&ca), 2);
-
-    sg_unwatch(b, wa);
-    for (int i = 0; i < 300 && waiter_locks() != locks_before + 1; i++)
-        msleep(10);
-    assert_int_equal(waiter_locks(), locks_before + 1);
-    sg_unwatch(b, wb);
-    for (int i = 0; i < 300 && (waiter_locks() != locks_before || !unlisten_sessions()); i++)
-        msleep(10);
-    assert_int_equal(waiter_locks(), locks_before);
-    assert_true(unlisten_sessions() >= 1);
-    sg_backend_close(b);
-    PQclear(sql(Q, "UNLISTEN *"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(expiry_has_one_second_tolerance),
         cmocka_unit_test(layout_matches_syncguard),
-        cmocka_unit_test(extend_many_answers_each_lock_as_a_single_extend_would),
-        cmocka_unit_test(extend_many_batches_over_shared_keys_never_deadlock),
         cmocka_unit_test(schema_is_idempotent_and_tables_configurable),
         cmocka_unit_test(wrong_password_is_auth_failed),
         cmocka_unit_test(missing_tables_without_create_right_are_named),
@@ -909,12 +499,9 @@ int main(void)
         cmocka_unit_test(statement_timeout_is_network_timeout_without_a_ghost),
         cmocka_unit_test(lock_op_holds_its_advisory_lock_until_commit),
         cmocka_unit_test(outage_recovery_and_fences_across_restart),
-        cmocka_unit_test(release_notifies_only_when_waited_for_and_listening_follows),
         cmocka_unit_test(no_error_after_restart_or_terminate_with_a_full_pool),
         cmocka_unit_test(stalled_connection_fails_within_the_command_timeout),
         cmocka_unit_test(tls_verify_full_and_refusals),
-        cmocka_unit_test(many_callers_all_complete_on_a_bounded_pool),
-        cmocka_unit_test(stalled_pool_fails_every_caller_and_leaks_nothing),
     };
     return cmocka_run_group_tests_name("postgres", tests, group_setup, group_teardown);
 }
