@@ -174,6 +174,26 @@ static size_t take_batch(mux_conn *mc, const mux_req *me)
     return len;
 }
 
+/* Under mu (released during the write): the queue goes out as one write on
+ * mc->c, behind what is already in the FIFO. A failed write fails the
+ * connection; a batch that provably sent nothing is moved, not failed. */
+static void write_queued(mux_conn *mc, const mux_req *me, sg_error *err)
+{
+    mux_req *batch = mc->q_head;
+    sg_redis_conn *c = mc->c;
+    size_t len = take_batch(mc, me);
+    if (!len)
+        return;
+    int64_t deadline = mc->p_head->deadline;
+    pthread_mutex_unlock(&mc->mu);
+    bool sent = false;
+    sg_status st = sg_redis_write(c, mc->buf, len, deadline, &sent, err);
+    bool dropped = sg_redis_dropped(c);
+    pthread_mutex_lock(&mc->mu);
+    if (st != SG_OK)
+        conn_failed(mc, me, sent ? NULL : batch, err, dropped);
+}
+
 /* The caller of `me` does mc's I/O until me has its outcome, then passes the
  * role to the oldest request still waiting. Called and returns with mu held. */
 static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
@@ -202,18 +222,7 @@ static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
                 mc->c = NULL;
                 continue;
             }
-            mux_req *batch = mc->q_head;
-            size_t len = take_batch(mc, me);
-            if (!len)
-                continue;
-            int64_t deadline = mc->p_head->deadline;
-            pthread_mutex_unlock(&mc->mu);
-            bool sent = false;
-            sg_status st = sg_redis_write(c, mc->buf, len, deadline, &sent, &err);
-            bool dropped = sg_redis_dropped(c);
-            pthread_mutex_lock(&mc->mu);
-            if (st != SG_OK)
-                conn_failed(mc, me, sent ? NULL : batch, &err, dropped);
+            write_queued(mc, me, &err);
             continue;
         }
         /* me is written and not answered: the FIFO is not empty */
@@ -237,21 +246,8 @@ static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
     }
     /* what was queued meanwhile goes out now: the server works on it while
      * the next driver is being scheduled */
-    if (mc->q_head && mc->c && mc->p_head) {
-        mux_req *batch = mc->q_head;
-        sg_redis_conn *c = mc->c;
-        size_t len = take_batch(mc, me);
-        if (len) {
-            int64_t deadline = mc->p_head->deadline;
-            pthread_mutex_unlock(&mc->mu);
-            bool sent = false;
-            sg_status st = sg_redis_write(c, mc->buf, len, deadline, &sent, &err);
-            bool dropped = sg_redis_dropped(c);
-            pthread_mutex_lock(&mc->mu);
-            if (st != SG_OK)
-                conn_failed(mc, me, sent ? NULL : batch, &err, dropped);
-        }
-    }
+    if (mc->q_head && mc->c && mc->p_head)
+        write_queued(mc, me, &err);
     /* The role is free: a caller arriving now takes it at once (it is
      * running; the one woken here may wait behind every caller just
      * answered). The oldest waiting is told, so someone drives for sure. */
