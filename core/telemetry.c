@@ -11,6 +11,7 @@ typedef struct telemetry {
     sg_event_fn on_event;
     void *ud;
     bool include_raw;
+    sg_backend_ops ops; /* telemetry_ops, without extend_many if the inner lacks it */
 } telemetry;
 
 static int64_t now_us(void)
@@ -150,20 +151,6 @@ static const sg_backend_ops telemetry_ops = {
     .close = t_close,
     .watch = t_watch,
     .unwatch = t_unwatch,
-};
-
-/* The same, for an inner backend that extends many locks in one call. */
-static const sg_backend_ops telemetry_batch_ops = {
-    .acquire = t_acquire,
-    .release = t_release,
-    .extend = t_extend,
-    .is_locked = t_is_locked,
-    .lookup_key = t_lookup_key,
-    .lookup_id = t_lookup_id,
-    .list = t_list,
-    .close = t_close,
-    .watch = t_watch,
-    .unwatch = t_unwatch,
     .extend_many = t_extend_many,
 };
 
@@ -174,9 +161,12 @@ sg_backend *sg_with_telemetry(sg_backend *in, sg_event_fn on_event, void *ud, bo
     sg_backend *b = sg_backend_alloc(&telemetry_ops, in->caps, sizeof(telemetry), NULL);
     if (!b)
         return NULL;
-    *(telemetry *)b->impl = (telemetry){in, on_event, ud, include_raw};
-    if (in->ops->extend_many)
-        b->ops = &telemetry_batch_ops;
+    telemetry *t = b->impl;
+    *t = (telemetry){in, on_event, ud, include_raw, telemetry_ops};
+    /* batching is the inner backend's ability: the renewer asks the op */
+    if (!in->ops->extend_many)
+        t->ops.extend_many = NULL;
+    b->ops = &t->ops;
     return b;
 }
 
