@@ -173,6 +173,8 @@ sg_status sg_extend_many(sg_backend *b, sg_extend_item *items, size_t n, sg_erro
     sg_error local;
     sg_error *e = err ? err : &local;
     sg_error_clear(e);
+    if (n && !items)
+        return sg_error_set(e, SG_E_INVALID_ARGUMENT, "sg_extend_many: no items");
     sg_status result = SG_OK;
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {

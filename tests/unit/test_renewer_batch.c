@@ -235,6 +235,9 @@ static void extend_many_answers_each_lock_in_as_few_calls_as_allowed(void **stat
     assert_int_equal(it[2].status, SG_OK);
     assert_int_equal(it[10].code, SG_E_INVALID_ARGUMENT);
     assert_int_equal(sg_extend_many(&B, it, 0, &err), SG_OK);
+    assert_int_equal(sg_extend_many(&BB, NULL, 3, &err), SG_ERROR); /* bad input, no I/O */
+    assert_int_equal(err.code, SG_E_INVALID_ARGUMENT);
+    assert_int_equal(T.batches, batches);
 
     /* the telemetry decorator keeps the batch and reports each lock */
     sg_backend *tb = sg_with_telemetry(&BB, count_event, NULL, false);
