@@ -67,49 +67,43 @@ static const char RELEASE_LUA[] =
     "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return 0 end\n"
     "return 1\n";
 
-/* KEYS index; ARGV lockId, tolerance, ttl → {1, expiresAtMs} | 0 absent.
- * Unknown JSON fields survive (decode/encode of the whole object). */
+/* One extend (the single one and every key of a batch): index key, lockId,
+ * tolerance, ttl → the new expiresAtMs | 0 absent. Unknown JSON fields
+ * survive (decode/encode of the whole object). */
+#define LUA_EXTEND_FN                                                                  \
+    "local function extend(ik, id, tol, ttl)\n"                                       \
+    "  local lk = redis.call('GET', ik)\n"                                            \
+    "  if not lk then return 0 end\n"                                                 \
+    "  local cur = redis.call('GET', lk)\n"                                           \
+    "  if not cur then return 0 end\n"                                                \
+    "  local d = cjson.decode(cur)\n"                                                 \
+    "  if d.lockId ~= id then return 0 end\n"                                         \
+    "  if d.expiresAtMs <= now - tol then return 0 end\n"                             \
+    "  d.expiresAtMs = now + ttl\n"                                                   \
+    "  redis.call('SET', lk, cjson.encode(d), 'PX', ttl)\n"                           \
+    "  redis.call('SET', ik, lk, 'PX', ttl)\n"                                        \
+    "  return d.expiresAtMs\n"                                                        \
+    "end\n"
+
+/* KEYS index; ARGV lockId, tolerance, ttl → {1, expiresAtMs} | 0 absent. */
 static const char EXTEND_LUA[] =
-    LUA_NOW
-    "local lk = redis.call('GET', KEYS[1])\n"
-    "if not lk then return 0 end\n"
-    "local cur = redis.call('GET', lk)\n"
-    "if not cur then return 0 end\n"
-    "local d = cjson.decode(cur)\n"
-    "if d.lockId ~= ARGV[1] then return 0 end\n"
-    "if d.expiresAtMs <= now - tonumber(ARGV[2]) then return 0 end\n"
-    "local ttl = tonumber(ARGV[3])\n"
-    "d.expiresAtMs = now + ttl\n"
-    "redis.call('SET', lk, cjson.encode(d), 'PX', ttl)\n"
-    "redis.call('SET', KEYS[1], lk, 'PX', ttl)\n"
-    "return {1, d.expiresAtMs}\n";
+    LUA_NOW LUA_EXTEND_FN
+    "local e = extend(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
+    "if e == 0 then return 0 end\n"
+    "return {1, e}\n";
 
 /* EXTEND_LUA for many locks in one call (the renewer's batches): KEYS index
  * keys; ARGV tolerance, then lockId and ttl for each key → per key
  * expiresAtMs (> 0: extended) | 0 (absent) | an error reply. Each key runs
- * EXTEND_LUA's very steps (one TIME for all: as if they ran at one instant)
- * under pcall, so one key's failure (a corrupt record, a wrong type) is its
- * own error reply, as its single extend would have been, and the others go
- * on. */
+ * the same extend (one TIME for all: as if they ran at one instant) under
+ * pcall, so one key's failure (a corrupt record, a wrong type) is its own
+ * error reply, as its single extend would have been, and the others go on. */
 static const char EXTEND_MANY_LUA[] =
-    LUA_NOW
+    LUA_NOW LUA_EXTEND_FN
     "local tol = tonumber(ARGV[1])\n"
-    "local function extend(ik, id, ttl)\n"
-    "  local lk = redis.call('GET', ik)\n"
-    "  if not lk then return 0 end\n"
-    "  local cur = redis.call('GET', lk)\n"
-    "  if not cur then return 0 end\n"
-    "  local d = cjson.decode(cur)\n"
-    "  if d.lockId ~= id then return 0 end\n"
-    "  if d.expiresAtMs <= now - tol then return 0 end\n"
-    "  d.expiresAtMs = now + ttl\n"
-    "  redis.call('SET', lk, cjson.encode(d), 'PX', ttl)\n"
-    "  redis.call('SET', ik, lk, 'PX', ttl)\n"
-    "  return d.expiresAtMs\n"
-    "end\n"
     "local out = {}\n"
     "for i = 1, #KEYS do\n"
-    "  local ok, r = pcall(extend, KEYS[i], ARGV[2 * i], tonumber(ARGV[2 * i + 1]))\n"
+    "  local ok, r = pcall(extend, KEYS[i], ARGV[2 * i], tol, tonumber(ARGV[2 * i + 1]))\n"
     "  if ok then out[i] = r\n"
     "  elseif type(r) == 'table' and r.err then out[i] = r\n"
     "  else out[i] = {err = 'ERR ' .. tostring(r)} end\n"
