@@ -348,10 +348,11 @@ void sg_wake_unwatch(sg_wake *w, sg_watch *x)
         pp = &(*pp)->next;
     if (*pp)
         *pp = x->next;
+    /* decided now: while we wait below the thread may drop t (collect) */
+    bool last = !t->watchers;
     bool on_thread = w->started && pthread_equal(pthread_self(), w->thread);
     while (x->running && !on_thread)
         pthread_cond_wait(&w->done_cv, &w->mu);
-    bool last = !t->watchers;
     pthread_mutex_unlock(&w->mu);
     free(x);
     if (last)
