@@ -1,15 +1,17 @@
 /* redis_mux.c — shared, pipelined Redis connections (see redis_mux.h).
  *
- * Per connection, under its mutex: a queue of requests not yet written and
+ * Per connection: a queue of requests not yet written (under its mutex),
  * a FIFO of requests written whose replies are due in that order, and one
- * "driver" — a caller doing the connection's I/O. The driver writes the
- * whole queue in one write, then reads one reply at a time and hands it to
- * the head of the FIFO; before every read it writes whatever was queued
- * meanwhile, so new requests join the pipeline within one reply. Over TLS
- * one SSL object must not be read and written by two threads at once: one
- * driver doing both keeps that true for every transport. The other callers
- * sleep on a futex of their own request (woken once: done, or "drive now"),
- * never on the connection's mutex.
+ * "driver" — a caller doing the connection's I/O, the only one to touch the
+ * FIFO. The driver writes the whole queue in one write, then reads: every
+ * reply that read brought in is handed out to the FIFO's head, the callers
+ * are woken after the last, and whatever was queued meanwhile is written
+ * before the next read, so new requests join the pipeline within one read.
+ * Over TLS one SSL object must not be read and written by two threads at
+ * once: one driver doing both keeps that true for every transport. The
+ * other callers sleep on a futex of their own request (woken once: done,
+ * or "drive now"), never on the connection's mutex, which arrivals hold
+ * only to queue.
  *
  * Waiters have no timeout of their own: the driver's every wait (write and
  * read) is bounded by the deadline of the oldest request written, the
@@ -72,7 +74,8 @@ static void futex_wake(atomic_int *a)
     syscall(SYS_futex, a, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Under mu: r has its outcome; after the store it belongs to its caller. */
+/* r has its outcome; after the store it belongs to its caller. Called by
+ * the role's holder (with or without mu). */
 static void finish(mux_req *r, const mux_req *me)
 {
     atomic_store_explicit(&r->state, R_DONE, memory_order_release);
@@ -225,24 +228,39 @@ static void drive(const sg_redis_mux *m, mux_conn *mc, mux_req *me)
             write_queued(mc, me, &err);
             continue;
         }
-        /* me is written and not answered: the FIFO is not empty */
+        /* me is written and not answered: the FIFO is not empty. Only the
+         * role's holder touches the FIFO, so replies are handed out without
+         * the mutex (arrivals take it only to queue), every reply one read
+         * brought in at once, and the wake-ups come after the last of them. */
         int64_t deadline = mc->p_head->deadline;
         pthread_mutex_unlock(&mc->mu);
         redisReply *reply = NULL;
-        sg_status st = sg_redis_read(c, deadline, &reply, &err);
-        bool dropped = sg_redis_dropped(c);
-        pthread_mutex_lock(&mc->mu);
-        if (st != SG_OK) {
+        if (sg_redis_read(c, deadline, &reply, &err) != SG_OK) {
+            bool dropped = sg_redis_dropped(c);
+            pthread_mutex_lock(&mc->mu);
             conn_failed(mc, me, NULL, &err, dropped);
             continue;
         }
-        mux_req *r = mc->p_head;
-        mc->p_head = r->next;
+        mux_req *done = NULL, **tail = &done;
+        for (;;) {
+            mux_req *r = mc->p_head;
+            mc->p_head = r->next;
+            r->next = NULL;
+            r->reply = reply;
+            r->sent = true;
+            *tail = r;
+            tail = &r->next;
+            if (!mc->p_head || !(reply = sg_redis_buffered(c)))
+                break;
+        }
         if (!mc->p_head)
             mc->p_tail = NULL;
-        r->reply = reply;
-        r->sent = true;
-        finish(r, me);
+        while (done) {
+            mux_req *next = done->next; /* done is its caller's once finished */
+            finish(done, me);
+            done = next;
+        }
+        pthread_mutex_lock(&mc->mu);
     }
     /* what was queued meanwhile goes out now: the server works on it while
      * the next driver is being scheduled */
@@ -308,8 +326,13 @@ redisReply *sg_redis_mux_command(sg_redis_mux *m, int argc, const char **argv, b
                 if (!mc->driving) {
                     mc->driving = true;
                     drive(m, mc, &me);
-                } else { /* someone arriving took the role: wait again */
-                    atomic_store_explicit(&me.state, R_WAIT, memory_order_relaxed);
+                } else { /* someone arriving took the role: wait again — unless
+                          * its driver, which hands replies out without the
+                          * mutex, has just finished me */
+                    int drive_state = R_DRIVE;
+                    atomic_compare_exchange_strong_explicit(&me.state, &drive_state, R_WAIT,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire);
                 }
             }
             pthread_mutex_unlock(&mc->mu);

@@ -447,6 +447,15 @@ sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out,
     return st;
 }
 
+redisReply *sg_redis_buffered(sg_redis_conn *c)
+{
+    void *r = NULL;
+    if (c->fail != F_NONE || redisReaderGetReply(c->reader, &r) != REDIS_OK || !r)
+        return NULL; /* a protocol error stays in the reader: the next read reports it */
+    c->mid_reply = c->reader->pos < c->reader->len;
+    return r;
+}
+
 bool sg_redis_idle_alive(sg_redis_conn *c)
 {
     if (c->fail != F_NONE)

@@ -81,6 +81,10 @@ redisReply *sg_redis_command(sg_redis_conn *c, int argc, const char **argv, bool
 sg_status sg_redis_send(sg_redis_conn *c, int argc, const char **argv, int64_t deadline_ms,
                         sg_error *err);
 sg_status sg_redis_read(sg_redis_conn *c, int64_t deadline_ms, redisReply **out, sg_error *err);
+/* A reply already read and complete, without any I/O; NULL when there is
+ * none (or the connection failed: sg_redis_read reports why). After one
+ * sg_redis_read, this hands out the rest of what that read brought in. */
+redisReply *sg_redis_buffered(sg_redis_conn *c);
 /* Write commands already formatted (redisFormatCommandArgv, concatenated)
  * after anything queued, before deadline_ms; *sent says whether any byte of
  * them may have reached the server (false: provably not executed). */
