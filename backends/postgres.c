@@ -80,6 +80,14 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
         "UPDATE {T} l SET expires_at_ms = t.now_ms + u.ttl FROM t, u "
         "WHERE l.lock_id = u.lock_id AND l.expires_at_ms > t.now_ms - 1000 "
         "RETURNING u.i, l.expires_at_ms",
+    /* The advisory locks of a group of operations that share a transaction
+     * (postgres_group.c): $1 storage keys (acquires), $2 lockIds (release,
+     * extend); taken in ascending order like Q_LOCK_IDS, so groups never
+     * wait for each other in a cycle, and every other transaction takes one
+     * lock, or its locks in the same order */
+    [Q_LOCK_GROUP] = "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtext(k) AS h "
+                     "FROM unnest($1::text[]) k UNION SELECT hashtext(key) FROM {T} "
+                     "WHERE lock_id = ANY($2::text[])) s ORDER BY h",
     [Q_LOOKUP_KEY] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
                      "WHERE key = $1 AND expires_at_ms > " NOW_MS " - 1000",
     [Q_LOOKUP_ID] = "SELECT lock_id, expires_at_ms, acquired_at_ms, user_key, fence FROM {T} "
@@ -91,7 +99,7 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
 const char *const sg_pg_sql_name[Q_COUNT] = {"sg_lock_key", "sg_lock_id", "sg_acquire",
                                              "sg_release", "sg_extend", "sg_lookup_key",
                                              "sg_lookup_id", "sg_list",
-                                             "sg_lock_ids", "sg_extend_many"};
+                                             "sg_lock_ids", "sg_extend_many", "sg_lock_group"};
 
 /* ---- keys ---- */
 static sg_status keys_for(const char *key, char *storage, char *fence, sg_error *err)
@@ -321,6 +329,7 @@ static void p_close(sg_backend *b)
     pg_backend *pb = b->impl;
     sg_wake_free(pb->wake);
     sg_pool_destroy(&pb->pool);
+    sg_pg_group_destroy(pb);
     for (int i = 0; i < pb->n_kv; i++) {
         free(pb->kw[i]);
         explicit_bzero(pb->kv[i], strlen(pb->kv[i]));
@@ -408,6 +417,7 @@ sg_status sg_postgres_open(const sg_url *url, const sg_open_opts *opts, sg_backe
         return SG_ERROR;
     pg_backend *pb = b->impl;
     sg_pg_pool_init(pb);
+    sg_pg_group_init(pb);
     snprintf(pb->table, sizeof pb->table, "syncguard_locks");
     snprintf(pb->fence_table, sizeof pb->fence_table, "syncguard_fence_counters");
     pb->command_timeout_ms = o.command_timeout_ms > 0 ? o.command_timeout_ms : 5000;

@@ -213,11 +213,6 @@ sg_status sg_pg_params(pg_backend *pb, const sg_url *u, int connect_timeout_s,
 }
 
 /* ---- connections ---- */
-static int64_t deadline_after(int ms)
-{
-    return sg_monotonic_ms() + ms;
-}
-
 /* The next result, waiting for input until the deadline. *timed_out tells a
  * timeout (the caller shuts the socket down and discards the connection). */
 static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out, bool *failed)
@@ -249,24 +244,14 @@ static PGresult *next_result(PGconn *c, int64_t deadline, bool *timed_out, bool 
  * down so nothing more is read or sent on it; the caller discards it, and a
  * mutation in flight on it has an unknown outcome. The server side ends the
  * statement by itself (statement_timeout, lock_timeout). */
-static void abandon(PGconn *c)
+void sg_pg_abandon(PGconn *c)
 {
     int fd = PQsocket(c);
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
 }
 
-/* Read a pipeline's results up to its SYNC. Each query's results end with
- * NULL. main_idx: the query whose result is kept in *main (or -1). */
-typedef struct pipe_out {
-    PGresult *main;
-    bool timed_out, dropped;
-    int completed; /* statements that completed (their results arrived) */
-    sg_status st;
-} pipe_out;
-
-static void read_pipeline(PGconn *c, int nqueries, int main_idx, int64_t deadline,
-                          pipe_out *o, sg_error *err)
+void sg_pg_read_pipeline(PGconn *c, int nqueries, int64_t deadline, sg_pg_pipe *o, sg_error *err)
 {
     int idx = 0;
     o->st = SG_OK;
@@ -282,16 +267,17 @@ static void read_pipeline(PGconn *c, int nqueries, int main_idx, int64_t deadlin
             continue;
         }
         ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
-            o->completed++;
+        bool done = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+        o->completed += done;
         if (s == PGRES_PIPELINE_SYNC) {
             PQclear(r);
+            o->synced = true;
             return;
         }
         if (s == PGRES_FATAL_ERROR && o->st == SG_OK)
             o->st = sg_pg_result_error(r, err);
-        if (idx == main_idx && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) && !o->main)
-            o->main = r;
+        if (done && o->res && idx < nqueries && !o->res[idx])
+            o->res[idx] = r;
         else
             PQclear(r);
     }
@@ -342,22 +328,27 @@ static void *connect_one(void *ud, sg_error *err)
     PQfreemem(f);
     snprintf(ms, sizeof ms, "%d", pb->command_timeout_ms);
     const char *set_params[1] = {ms};
-    /* the server gives up on a statement (or a lock wait) about when we do */
+    /* The server gives up on a statement (or a lock wait) about when we do.
+     * Every statement of ours touches a handful of rows through an index;
+     * a locks table churned faster than autovacuum cleans it looks small to
+     * the planner while its pages are many, and it would scan them all
+     * (docs/decisions.md: "PostgreSQL: index scans only"). */
     ok = ok && PQenterPipelineMode(c) &&
          PQsendQueryParams(c,
                            "SELECT set_config('statement_timeout', $1, false), "
-                           "set_config('lock_timeout', $1, false)",
+                           "set_config('lock_timeout', $1, false), "
+                           "set_config('enable_seqscan', 'off', false)",
                            1, NULL, set_params, NULL, NULL, 0);
     for (int i = 0; ok && i < Q_COUNT; i++) {
         sg_pg_expand(sg_pg_sql_text[i], qt, qf, sql, sizeof sql);
         ok = PQsendPrepare(c, sg_pg_sql_name[i], sql, 0, NULL);
     }
     ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
-    pipe_out o = {0};
+    sg_pg_pipe o = {0};
     if (ok) {
-        read_pipeline(c, Q_COUNT + 1, -1, deadline_after(pb->command_timeout_ms), &o, err);
+        sg_pg_read_pipeline(c, Q_COUNT + 1, sg_monotonic_ms() + pb->command_timeout_ms, &o, err);
         if (o.timed_out) {
-            abandon(c);
+            sg_pg_abandon(c);
             sg_error_set(err, SG_E_NETWORK_TIMEOUT,
                          "PostgreSQL did not answer the connection setup within %d ms",
                          pb->command_timeout_ms);
@@ -396,69 +387,9 @@ void sg_pg_pool_init(pg_backend *pb)
     sg_pool_init(&pb->pool, connect_one, close_one, alive_one, pb);
 }
 
-/* libpq keeps a failed send quiet and lets the read report the closed
- * connection; its message says which it was. */
-static bool send_failed(PGconn *c)
+bool sg_pg_send_failed(PGconn *c)
 {
     return strstr(PQerrorMessage(c), "could not send data to server") != NULL;
-}
-
-PGresult *sg_pg_run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q, int nparams,
-                    const char *const *params, op_kind kind, sg_error *err)
-{
-    bool tx = lock_q >= 0;
-    /* waiting for a free connection counts against the command timeout */
-    int64_t queued_until = deadline_after(pb->command_timeout_ms);
-    for (int conn_try = 0;; conn_try++) {
-        PGconn *c = sg_pool_borrow_by(&pb->pool, queued_until, err);
-        if (!c)
-            return NULL;
-        /* The lock statement and the main one form one transaction without
-         * BEGIN and COMMIT: outside a transaction block the server runs every
-         * statement up to the SYNC in one implicit transaction and commits it
-         * at the SYNC (WAL flushed, synchronous_commit as configured) before
-         * it answers the SYNC. The advisory lock is held until then, and the
-         * main statement's result counts only once PGRES_PIPELINE_SYNC has
-         * arrived (read_pipeline; a drop before it is an unknown outcome).
-         * Two statements fewer per operation for the server to parse, plan
-         * and run (docs/benchmarks.md, "Concurrency"). */
-        bool ok = true;
-        if (tx)
-            ok = PQsendQueryPrepared(c, sg_pg_sql_name[lock_q], 1, &lock_arg, NULL, NULL, 0);
-        ok = ok && PQsendQueryPrepared(c, sg_pg_sql_name[main_q], nparams, params, NULL, NULL, 0);
-        ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
-        pipe_out o = {0};
-        if (ok)
-            read_pipeline(c, tx ? 2 : 1, tx ? 1 : 0, deadline_after(pb->command_timeout_ms), &o,
-                          err);
-        bool unsent = !ok || (o.dropped && !o.completed && send_failed(c));
-        if ((!ok || o.dropped) && conn_try == 0 && (kind != OP_RELEASE || !o.completed)) {
-            PQclear(o.main);
-            sg_pg_give_back(pb, c, false);
-            sg_error_clear(err);
-            sg_log(SG_LOG_DEBUG, "postgres: connection dropped; retrying on a fresh one");
-            continue;
-        }
-        if (o.timed_out) {
-            abandon(c);
-            o.st = sg_error_set(err, SG_E_NETWORK_TIMEOUT,
-                                "PostgreSQL did not answer within %d ms",
-                                pb->command_timeout_ms);
-        } else if (!ok || o.dropped) {
-            o.st = sg_pg_conn_error(c, err);
-        }
-        if ((o.timed_out || o.dropped || !ok) && err)
-            err->unknown_outcome = kind != OP_READ && !unsent;
-        if (o.st == SG_OK && !o.main)
-            o.st = sg_error_set(err, SG_E_INTERNAL, "no result from PostgreSQL");
-        /* after an error the transaction block may be left aborted */
-        sg_pg_give_back(pb, c, o.st == SG_OK);
-        if (o.st != SG_OK) {
-            PQclear(o.main);
-            return NULL;
-        }
-        return o.main;
-    }
 }
 
 void *sg_pg_connect_listener(void *ud)

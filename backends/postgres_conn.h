@@ -5,6 +5,7 @@
 #ifndef SG_POSTGRES_CONN_H
 #define SG_POSTGRES_CONN_H
 #include <libpq-fe.h>
+#include <pthread.h>
 
 #include "backends.h"
 #include "pool.h"
@@ -28,10 +29,15 @@ typedef struct pg_backend {
     sg_pool pool; /* of PGconn, statements prepared, in pipeline mode */
     char channel[72]; /* "<table>_wake" (≤ 53 bytes): release NOTIFYs, waiters LISTEN */
     sg_wake *wake;    /* the listener (postgres_wake.c); NULL: no memory for it */
+    /* postgres_group.c: operations waiting to join a transaction, and the
+     * transactions of grouped operations running now */
+    pthread_mutex_t group_mu;
+    struct pg_op *group_head, *group_tail;
+    int groups_running;
 } pg_backend;
 
 enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
-       Q_LIST, Q_LOCK_IDS, Q_EXTEND_MANY, Q_COUNT };
+       Q_LIST, Q_LOCK_IDS, Q_EXTEND_MANY, Q_LOCK_GROUP, Q_COUNT };
 
 /* The statements every connection prepares (postgres.c): names, and texts in
  * which {T} is the locks table and {F} the fence table. */
@@ -42,8 +48,9 @@ extern const char *const sg_pg_sql_text[Q_COUNT];
  * dropped (closed, reset or terminated, not timed out): reads, extend
  * (expiry = now + ttl again) and acquire (idempotent per lockId: Q_ACQUIRE
  * answers a retry with the row the first run wrote) are safe to run twice.
- * A release is retried only when none of its statements completed (the
- * server flushes every completion before a FATAL), so it cannot report
+ * A release is retried only when its statement did not complete (the
+ * server flushes every completion before a FATAL), or an error arrived
+ * before the drop (its transaction did not commit), so it cannot report
  * "absent" for a release that ran. */
 typedef enum op_kind { OP_READ, OP_WRITE /* idempotent */, OP_RELEASE } op_kind;
 
@@ -57,12 +64,30 @@ sg_status sg_pg_params(pg_backend *pb, const sg_url *u, int connect_timeout_s,
                        const char *password, sg_error *err);
 /* pb->pool with connections made by sg_pg_params's parameters, prepared. */
 void sg_pg_pool_init(pg_backend *pb);
-/* Run a pipeline: optionally BEGIN; lock statement (lock_q, or -1 for none:
- * no transaction); main statement; COMMIT. Returns the main statement's
- * result (caller PQclears) or NULL with err set. A connection found dropped
- * is replaced and the call retried once (see op_kind). */
+/* Run one operation (postgres_group.c): its lock statement (lock_q, or -1
+ * for none: a read, no transaction) and its main statement, committed
+ * together; concurrent callers' operations may share the transaction.
+ * Returns the main statement's result (caller PQclears) or NULL with err
+ * set. A connection found dropped is replaced and the call retried once
+ * (see op_kind). */
 PGresult *sg_pg_run(pg_backend *pb, int lock_q, const char *lock_arg, int main_q, int nparams,
                     const char *const *params, op_kind kind, sg_error *err);
+void sg_pg_group_init(pg_backend *pb);
+void sg_pg_group_destroy(pg_backend *pb);
+
+/* A pipeline's results up to its SYNC (sg_pg_read_pipeline): res, when not
+ * NULL, has a slot per query and gets each query's result that completed. */
+typedef struct sg_pg_pipe {
+    PGresult **res;
+    bool timed_out, dropped, synced;
+    int completed; /* statements that completed (their results arrived) */
+    sg_status st;  /* the first statement error (err set) */
+} sg_pg_pipe;
+void sg_pg_read_pipeline(PGconn *c, int nqueries, int64_t deadline, sg_pg_pipe *o, sg_error *err);
+/* Shut a timed-out connection's socket down (no PQcancel: it can hang). */
+void sg_pg_abandon(PGconn *c);
+/* After a drop: whether libpq failed to send (nothing reached the server). */
+bool sg_pg_send_failed(PGconn *c);
 /* Return a borrowed connection; a broken one (or one in an unknown state) is
  * closed. */
 void sg_pg_give_back(pg_backend *pb, PGconn *c, bool healthy);

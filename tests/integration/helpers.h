@@ -155,13 +155,18 @@ static inline void *fill_pool_thread(void *arg)
     pthread_barrier_wait(f->start);
     for (int i = 0; i < 5; i++) {
         sg_lock l;
+        sg_lock_info info;
         if (sg_acquire(f->b, key, 10000, &l, NULL) == SG_OK)
             sg_release(f->b, l.lock_id, NULL);
+        sg_lookup_key(f->b, key, &info, NULL);
     }
     return NULL;
 }
 
-/* Open as many pooled connections as 16 simultaneous callers need. */
+/* Open as many pooled connections as 16 simultaneous callers need. Reads
+ * too: PostgreSQL runs concurrent lock operations as a few grouped
+ * transactions (postgres_group.c), on a few connections, and reads each on
+ * its own. */
 static inline void fill_pool(sg_backend *b)
 {
     enum { N = 16 };

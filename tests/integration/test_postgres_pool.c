@@ -96,10 +96,14 @@ static void many_callers_all_complete_on_a_bounded_pool(void **state)
                     "slowest cycle %lld ms\n", sum.ok, sum.timeouts + sum.other,
             (long long)sum.slowest_ms);
     assert_int_equal(sum.ok, 64 * 20);
-    assert_int_equal(server_connections("sg_many"), 4);
+    /* never more than the pool's bound (concurrent lock operations share
+     * a few grouped transactions: fewer may be enough) */
+    int conns = server_connections("sg_many");
+    assert_true(conns >= 1 && conns <= 4);
     run_callers(b, 256, 4, &sum);
     assert_int_equal(sum.ok, 256 * 4);
-    assert_int_equal(server_connections("sg_many"), 4);
+    conns = server_connections("sg_many");
+    assert_true(conns >= 1 && conns <= 4);
     sg_backend_close(b);
     for (int i = 0; i < 100 && server_connections("sg_many") > 0; i++)
         msleep(20); /* server processes exit a moment after the client closes */
