@@ -276,10 +276,34 @@ void sg_pg_read_pipeline(PGconn *c, int nqueries, int64_t deadline, sg_pg_pipe *
         }
         if (s == PGRES_FATAL_ERROR && o->st == SG_OK)
             o->st = sg_pg_result_error(r, err);
+        /* the server's own errors carry a SQLSTATE; libpq's (a lost
+         * connection, no memory for a result) do not */
+        if (s == PGRES_FATAL_ERROR && PQresultErrorField(r, PG_DIAG_SQLSTATE))
+            o->server_error = true;
         if (done && o->res && idx < nqueries && !o->res[idx])
             o->res[idx] = r;
         else
             PQclear(r);
+    }
+}
+
+bool sg_pg_flush(PGconn *c, int64_t deadline, bool *timed_out)
+{
+    for (;;) {
+        int r = PQflush(c);
+        if (r <= 0)
+            return r == 0;
+        int64_t left = deadline - sg_monotonic_ms();
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN | POLLOUT};
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            *timed_out = n == 0;
+            return false;
+        }
+        if ((p.revents & POLLIN) && !PQconsumeInput(c))
+            return false;
     }
 }
 
@@ -316,6 +340,12 @@ static void *connect_one(void *ud, sg_error *err)
         PQfinish(c);
         return NULL;
     }
+    /* sends are bounded by deadlines too (sg_pg_flush), never by TCP's give-up */
+    if (PQsetnonblocking(c, 1) != 0) {
+        sg_pg_conn_error(c, err);
+        PQfinish(c);
+        return NULL;
+    }
     char qt[80], qf[80], sql[4096], ms[16];
     char *t = PQescapeIdentifier(c, pb->table, strlen(pb->table));
     char *f = PQescapeIdentifier(c, pb->fence_table, strlen(pb->fence_table));
@@ -332,7 +362,7 @@ static void *connect_one(void *ud, sg_error *err)
      * Every statement of ours touches a handful of rows through an index;
      * a locks table churned faster than autovacuum cleans it looks small to
      * the planner while its pages are many, and it would scan them all
-     * (docs/decisions.md: "PostgreSQL: index scans only"). */
+     * (docs/postgres.md, "Connections and errors"). */
     ok = ok && PQenterPipelineMode(c) &&
          PQsendQueryParams(c,
                            "SELECT set_config('statement_timeout', $1, false), "
@@ -343,18 +373,17 @@ static void *connect_one(void *ud, sg_error *err)
         sg_pg_expand(sg_pg_sql_text[i], qt, qf, sql, sizeof sql);
         ok = PQsendPrepare(c, sg_pg_sql_name[i], sql, 0, NULL);
     }
-    ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
+    int64_t deadline = sg_monotonic_ms() + pb->command_timeout_ms;
     sg_pg_pipe o = {0};
-    if (ok) {
-        sg_pg_read_pipeline(c, Q_COUNT + 1, sg_monotonic_ms() + pb->command_timeout_ms, &o, err);
-        if (o.timed_out) {
-            sg_pg_abandon(c);
-            sg_error_set(err, SG_E_NETWORK_TIMEOUT,
-                         "PostgreSQL did not answer the connection setup within %d ms",
-                         pb->command_timeout_ms);
-        }
-    }
-    if (!ok || o.dropped || (o.st == SG_OK && !o.timed_out && PQstatus(c) != CONNECTION_OK)) {
+    ok = ok && PQpipelineSync(c) && sg_pg_flush(c, deadline, &o.timed_out);
+    if (ok)
+        sg_pg_read_pipeline(c, Q_COUNT + 1, deadline, &o, err);
+    if (o.timed_out) {
+        sg_pg_abandon(c);
+        sg_error_set(err, SG_E_NETWORK_TIMEOUT,
+                     "PostgreSQL did not answer the connection setup within %d ms",
+                     pb->command_timeout_ms);
+    } else if (!ok || o.dropped || (o.st == SG_OK && !o.timed_out && PQstatus(c) != CONNECTION_OK)) {
         sg_pg_conn_error(c, err);
         o.st = SG_ERROR;
     }

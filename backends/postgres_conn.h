@@ -80,10 +80,15 @@ void sg_pg_group_destroy(pg_backend *pb);
 typedef struct sg_pg_pipe {
     PGresult **res;
     bool timed_out, dropped, synced;
+    bool server_error; /* the server sent an error: its transaction did not commit */
     int completed; /* statements that completed (their results arrived) */
     sg_status st;  /* the first statement error (err set) */
 } sg_pg_pipe;
 void sg_pg_read_pipeline(PGconn *c, int nqueries, int64_t deadline, sg_pg_pipe *o, sg_error *err);
+/* Send what libpq buffered (connections are non-blocking) before the
+ * deadline, reading what arrives meanwhile; false on failure, or with
+ * *timed_out. */
+bool sg_pg_flush(PGconn *c, int64_t deadline, bool *timed_out);
 /* Shut a timed-out connection's socket down (no PQcancel: it can hang). */
 void sg_pg_abandon(PGconn *c);
 /* After a drop: whether libpq failed to send (nothing reached the server). */

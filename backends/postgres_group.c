@@ -107,10 +107,11 @@ static char *array_of(pg_op **ops, int n, int q)
     return s;
 }
 
-/* Send ops[0..n) on c as one pipeline: the lock statement (the operation's
- * own when alone, Q_LOCK_GROUP for a group), the main statements, SYNC.
- * Returns the number of statements sent, 0 when the send failed. */
-static int send_ops(PGconn *c, pg_op **ops, int n)
+/* Send ops[0..n) on c as one pipeline before the deadline: the lock
+ * statement (the operation's own when alone, Q_LOCK_GROUP for a group), the
+ * main statements, SYNC. Returns the number of statements sent, 0 when the
+ * send failed or (*timed_out) did not end in time. */
+static int send_ops(PGconn *c, pg_op **ops, int n, int64_t deadline, bool *timed_out)
 {
     int sent = 0;
     bool ok = true;
@@ -130,7 +131,7 @@ static int send_ops(PGconn *c, pg_op **ops, int n)
     for (int i = 0; ok && i < n; i++, sent++)
         ok = PQsendQueryPrepared(c, sg_pg_sql_name[ops[i]->main_q], ops[i]->nparams,
                                  ops[i]->params, NULL, NULL, 0);
-    ok = ok && PQpipelineSync(c) && PQflush(c) == 0;
+    ok = ok && PQpipelineSync(c) && sg_pg_flush(c, deadline, timed_out);
     return ok ? sent : 0;
 }
 
@@ -152,9 +153,11 @@ static void run_ops(pg_backend *pb, pg_op **ops, int n)
     }
     PGresult *res[GROUP_MAX + 1] = {0};
     sg_pg_pipe o = {.res = res};
-    int nq = send_ops(c, ops, n), first = nq ? nq - n : 0; /* first main statement */
+    int64_t deadline = sg_monotonic_ms() + pb->command_timeout_ms;
+    int nq = send_ops(c, ops, n, deadline, &o.timed_out);
+    int first = nq ? nq - n : 0; /* the first main statement */
     if (nq)
-        sg_pg_read_pipeline(c, nq, sg_monotonic_ms() + pb->command_timeout_ms, &o, &err);
+        sg_pg_read_pipeline(c, nq, deadline, &o, &err);
     bool broken = !nq || o.dropped || o.timed_out;
     bool unsent = !nq || (o.dropped && !o.completed && sg_pg_send_failed(c));
     if (o.timed_out) {
@@ -166,12 +169,11 @@ static void run_ops(pg_backend *pb, pg_op **ops, int n)
     }
     /* after an error the transaction may be left aborted */
     sg_pg_give_back(pb, c, !broken && o.st == SG_OK);
-    for (int i = 0; i < nq; i++)
-        if (i < first)
-            PQclear(res[i]);
-    /* an error arrived (a statement's, or the FATAL of a terminated
+    for (int i = 0; i < first; i++)
+        PQclear(res[i]); /* the lock statement's */
+    /* the server sent an error (a statement's, or the FATAL of a terminated
      * server process): the transaction did not commit, nothing of it ran */
-    bool aborted = o.st != SG_OK;
+    bool aborted = o.server_error;
     for (int i = 0; i < n; i++) {
         pg_op *op = ops[i];
         PGresult *r = nq ? res[first + i] : NULL;
@@ -184,8 +186,8 @@ static void run_ops(pg_backend *pb, pg_op **ops, int n)
             settle(op, &err, op->kind != OP_READ && !unsent && !aborted);
         } else if (aborted && n > 1) {
             op->outcome = OP_AGAIN; /* rolled back: each alone, for its own outcome */
-        } else if (aborted) {
-            settle(op, &err, false);
+        } else if (o.st != SG_OK) { /* alone; or libpq's own error: commit unknown */
+            settle(op, &err, !aborted && op->kind != OP_READ);
         } else if (!r || !o.synced) {
             sg_error e;
             sg_error_clear(&e);
