@@ -156,7 +156,10 @@ case_run_forwards_signals() {
     local k="$RUN-sig" s rc
     for s in TERM HUP; do
         rm -f "$T/up"
-        "$SG" run "$k" -- sh -c 'trap "echo $1 > $0.got; exit 7" '"$s"'
+        # default dispositions: under nohup (or as a background job of a script) HUP
+        # (INT, QUIT) arrive ignored, stay ignored across exec, and a non-interactive
+        # sh cannot trap them — CMD would never see the forwarded signal
+        env --default-signal=HUP,INT,QUIT "$SG" run "$k" -- sh -c 'trap "echo $1 > $0.got; exit 7" '"$s"'
             echo up > $0; while :; do sleep 0.05; done' "$T/up" "$s" &
         local pid=$!
         wait_until 10 test -e "$T/up" || fail "CMD did not start"
