@@ -29,9 +29,12 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
     [Q_LOCK_ID] = "SELECT pg_advisory_xact_lock(hashtext(key)) FROM {T} WHERE lock_id = $1",
     /* $1 storage key, $2 fence key, $3 user key, $4 lockId, $5 ttl */
     [Q_ACQUIRE] =
+        /* cur: the live row of the key, read once (one index scan; a CTE
+         * used three times is computed once) */
         "WITH t AS (SELECT " NOW_MS " AS now_ms), "
-        "free AS (SELECT t.now_ms FROM t WHERE NOT EXISTS ("
-        "  SELECT 1 FROM {T} l WHERE l.key = $1 AND l.expires_at_ms > t.now_ms - 1000)), "
+        "cur AS (SELECT l.lock_id, l.expires_at_ms, l.acquired_at_ms, l.fence FROM {T} l, t "
+        "  WHERE l.key = $1 AND l.expires_at_ms > t.now_ms - 1000), "
+        "free AS (SELECT t.now_ms FROM t WHERE NOT EXISTS (SELECT 1 FROM cur)), "
         "f AS (INSERT INTO {F} AS c (fence_key, fence, key_debug) "
         "  SELECT $2, 1, $3 FROM free "
         "  ON CONFLICT (fence_key) DO UPDATE SET fence = c.fence + 1 RETURNING c.fence), "
@@ -44,11 +47,9 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
         "  RETURNING l.fence, l.expires_at_ms, l.acquired_at_ms) "
         "SELECT fence, expires_at_ms, acquired_at_ms FROM w "
         /* a retry of this very acquire (same lockId) answers what it did */
-        "UNION ALL SELECT l.fence, l.expires_at_ms, l.acquired_at_ms FROM {T} l, t "
-        "WHERE l.key = $1 AND l.lock_id = $4 AND l.expires_at_ms > t.now_ms - 1000 "
+        "UNION ALL SELECT fence, expires_at_ms, acquired_at_ms FROM cur WHERE lock_id = $4 "
         /* held by another: fence NULL, the holder's expiresAtMs and our now */
-        "UNION ALL SELECT NULL, l.expires_at_ms, t.now_ms FROM {T} l, t "
-        "WHERE l.key = $1 AND l.lock_id <> $4 AND l.expires_at_ms > t.now_ms - 1000",
+        "UNION ALL SELECT NULL, cur.expires_at_ms, t.now_ms FROM cur, t WHERE cur.lock_id <> $4",
     /* $1 lockId, $2 the table's wake-up channel: NOTIFY in the release
      * transaction (delivered at its COMMIT) with md5(storage key) — only when
      * some listener waits for the key: listeners hold a shared advisory lock
