@@ -168,6 +168,7 @@ static const char *const scripts[S_COUNT] = {ACQUIRE_LUA,    RELEASE_LUA,   EXTE
 typedef struct redis_backend {
     sg_redis_config cfg; /* address, credentials, timeouts, TLS; fixed after open */
     char prefix[256];
+    char fence_prefix[300]; /* "fence:<prefix>:" or "fence:", reserved in keys */
     char sha[S_COUNT][41];
     sg_redis_mux *mux; /* the shared connections */
     sg_wake *wake; /* the subscriber (redis_wake.c); NULL: no memory for it */
@@ -208,13 +209,12 @@ static redisReply *run_argv(redis_backend *rb, int s, int argc, const char **arg
 static redisReply *run_script(redis_backend *rb, int s, int nkeys, const char **keys,
                               int nargs, const char **args, op_kind kind, sg_error *err)
 {
+    static const char *const digits[] = {"0", "1", "2", "3"};
     const char *argv[16];
-    char nk[12];
-    snprintf(nk, sizeof nk, "%d", nkeys);
     int argc = 0;
     argv[argc++] = "EVALSHA";
     argv[argc++] = rb->sha[s];
-    argv[argc++] = nk;
+    argv[argc++] = digits[nkeys]; /* 0..3 keys */
     for (int i = 0; i < nkeys; i++)
         argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++)
@@ -277,11 +277,7 @@ static sg_status check_reserved(const redis_backend *rb, const char *key, sg_err
     if (!strncmp(key, "id:", 3) && sg_lock_id_valid(key + 3))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                             "key 'id:<22 base64url chars>' is reserved for the lockId index");
-    char fp[300];
-    if (rb->prefix[0])
-        snprintf(fp, sizeof fp, "fence:%s:", rb->prefix);
-    else
-        snprintf(fp, sizeof fp, "fence:");
+    const char *fp = rb->fence_prefix;
     if (!strncmp(key, fp, strlen(fp)))
         return sg_error_set(err, SG_E_INVALID_ARGUMENT,
                             "key '%s...' is reserved for fence counters", fp);
@@ -305,8 +301,8 @@ static sg_status lock_keys(const redis_backend *rb, const char *key, char *lock_
 static sg_status index_key(const redis_backend *rb, const char *lock_id, char *out,
                            sg_error *err)
 {
-    char k[3 + SG_LOCK_ID_LEN + 1];
-    snprintf(k, sizeof k, "id:%s", lock_id);
+    char k[3 + SG_LOCK_ID_LEN + 1] = "id:";
+    memcpy(k + 3, lock_id, SG_LOCK_ID_LEN + 1); /* a valid lockId: the core checked it */
     return sg_storage_key(rb->prefix, k, REDIS_LIMIT, REDIS_RESERVE, out, SKEY_MAX, err);
 }
 
@@ -320,6 +316,20 @@ static bool reply_int(const redisReply *r, long long *out)
 
 /* ---- operations ---- */
 #define TOLERANCE_STR "1000"
+
+/* A TTL (1..SG_TTL_MAX_MS, checked by the core) in decimal, without printf. */
+static void ttl_text(int64_t ttl, char out[24])
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t v = ttl > 0 ? (uint64_t)ttl : 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 23);
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+}
 
 /* Run script s on lockId's index key with ARGV lockId, tolerance[, extra]. */
 static redisReply *run_by_id(redis_backend *rb, int s, const char *lock_id, const char *extra,
@@ -340,7 +350,7 @@ static sg_status r_acquire(sg_backend *b, const char *key, const char *lock_id, 
     char lk[SKEY_MAX], fk[SKEY_MAX], ik[SKEY_MAX], ttl_s[24];
     if (lock_keys(rb, key, lk, fk, err) != SG_OK || index_key(rb, lock_id, ik, err) != SG_OK)
         return SG_ERROR;
-    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    ttl_text(ttl, ttl_s);
     const char *keys[3] = {lk, ik, fk};
     const char *args[4] = {lock_id, ttl_s, TOLERANCE_STR, key};
     redisReply *r = run_script(rb, S_ACQUIRE, 3, keys, 4, args, OP_WRITE, err);
@@ -405,7 +415,7 @@ static sg_status r_extend(sg_backend *b, const char *lock_id, int64_t ttl, int64
                           sg_error *err)
 {
     char ttl_s[24];
-    snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
+    ttl_text(ttl, ttl_s);
     redisReply *r = run_by_id(b->impl, S_EXTEND, lock_id, ttl_s, OP_WRITE, err);
     if (!r)
         return SG_ERROR;
@@ -660,6 +670,8 @@ static sg_status apply_prefix(redis_backend *rb, const sg_url *u, sg_error *err)
                             "prefix must be shorter than 256 bytes, must not contain "
                             "'fence:' nor end with 'fence'");
     snprintf(rb->prefix, sizeof rb->prefix, "%s", v);
+    snprintf(rb->fence_prefix, sizeof rb->fence_prefix, "fence:%s%s", rb->prefix,
+             rb->prefix[0] ? ":" : "");
     return SG_OK;
 }
 
@@ -736,6 +748,7 @@ sg_status sg_redis_open(const sg_url *url, const sg_open_opts *opts, sg_backend 
         return SG_ERROR;
     redis_backend *rb = b->impl;
     snprintf(rb->prefix, sizeof rb->prefix, "syncguard");
+    snprintf(rb->fence_prefix, sizeof rb->fence_prefix, "fence:syncguard:");
     for (int i = 0; i < S_COUNT; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
         SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), d);

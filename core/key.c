@@ -3,6 +3,8 @@
 #include "syncguard_backend.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -161,12 +163,29 @@ sg_status sg_fence_key(const char *prefix, const char *base, size_t limit, size_
     return st;
 }
 
-sg_status sg_lock_id_generate(char out[SG_LOCK_ID_LEN + 1], sg_error *err)
+/* lockIds take their 16 bytes from a per-thread buffer of getrandom output
+ * (one system call per 32 lockIds instead of one each: 5 % of a client's
+ * CPU at 256 calls in flight). A fork's child would inherit the buffer and
+ * repeat its parent's next lockIds: every fork moves fork_gen on, and a
+ * buffer filled in an older generation is thrown away. */
+static atomic_uint fork_gen;
+static pthread_once_t fork_hook = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
 {
-    unsigned char raw[16];
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void install_fork_hook(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static sg_status random_bytes(unsigned char *out, size_t len, sg_error *err)
+{
     size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom(out + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -174,8 +193,27 @@ sg_status sg_lock_id_generate(char out[SG_LOCK_ID_LEN + 1], sg_error *err)
         }
         got += (size_t)n;
     }
+    return SG_OK;
+}
+
+sg_status sg_lock_id_generate(char out[SG_LOCK_ID_LEN + 1], sg_error *err)
+{
+    static _Thread_local unsigned char pool[32 * 16];
+    static _Thread_local size_t left;
+    static _Thread_local unsigned gen;
+    pthread_once(&fork_hook, install_fork_hook);
+    unsigned now = atomic_load(&fork_gen);
+    if (left < 16 || gen != now) {
+        if (random_bytes(pool, sizeof pool, err) != SG_OK)
+            return SG_ERROR;
+        left = sizeof pool;
+        gen = now;
+    }
+    unsigned char *raw = pool + sizeof pool - left;
+    left -= 16;
     char buf[32];
-    sg_base64url(raw, sizeof raw, buf);
+    sg_base64url(raw, 16, buf);
+    explicit_bzero(raw, 16); /* used once: nothing of it stays behind */
     memcpy(out, buf, SG_LOCK_ID_LEN + 1);
     return SG_OK;
 }

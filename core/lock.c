@@ -87,7 +87,7 @@ sg_status sg_acquire_holder(sg_backend *b, const char *key, int64_t ttl_ms, sg_l
         return SG_ERROR;
     }
     if (st == SG_OK) {
-        snprintf(got.key, sizeof got.key, "%s", nkey);
+        memcpy(got.key, nkey, strlen(nkey) + 1); /* normalized: at most SG_KEY_MAX */
         memcpy(got.lock_id, lock_id, sizeof lock_id);
         if (out)
             *out = got;

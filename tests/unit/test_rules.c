@@ -7,6 +7,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +144,55 @@ static void lock_id_format_and_uniqueness_over_100k(void **state)
     for (int i = 1; i < N; i++)
         assert_true(strcmp(ids[i - 1], ids[i]) != 0);
     free(ids);
+}
+
+/* lockIds come from a per-thread buffer of random bytes: a forked child
+ * must not take the ones its parent takes next (the buffer is copied by
+ * fork), nor may two threads share any. */
+static void *three_ids(void *arg)
+{
+    char (*ids)[SG_LOCK_ID_LEN + 1] = arg;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sg_lock_id_generate(ids[i], NULL), SG_OK);
+    return NULL;
+}
+
+static void lock_ids_differ_across_fork_and_threads(void **state)
+{
+    (void)state;
+    char first[SG_LOCK_ID_LEN + 1], parent[3][SG_LOCK_ID_LEN + 1];
+    char child[3][SG_LOCK_ID_LEN + 1], thread[3][SG_LOCK_ID_LEN + 1];
+    assert_int_equal(sg_lock_id_generate(first, NULL), SG_OK); /* fills the buffer */
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char ids[3][SG_LOCK_ID_LEN + 1];
+        for (int i = 0; i < 3; i++)
+            if (sg_lock_id_generate(ids[i], NULL) != SG_OK)
+                _exit(1);
+        _exit(write(fd[1], ids, sizeof ids) == (ssize_t)sizeof ids ? 0 : 1);
+    }
+    three_ids(parent);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, three_ids, thread), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(read(fd[0], child, sizeof child), (ssize_t)sizeof child);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fd[0]);
+    close(fd[1]);
+    for (int i = 0; i < 3; i++) {
+        assert_true(sg_lock_id_valid(child[i]));
+        for (int j = 0; j < 3; j++) {
+            assert_string_not_equal(child[i], parent[j]);
+            assert_string_not_equal(thread[i], parent[j]);
+            assert_string_not_equal(thread[i], child[j]);
+        }
+        assert_string_not_equal(child[i], first);
+    }
 }
 
 static void lock_id_validation(void **state)
@@ -326,6 +378,7 @@ int main(void)
         cmocka_unit_test(liveness_predicate_has_one_second_tolerance),
         cmocka_unit_test(key_hash_matches_reference),
         cmocka_unit_test(errors_have_names_errnos_and_formatting),
+        cmocka_unit_test(lock_ids_differ_across_fork_and_threads),
         cmocka_unit_test(base64url_has_no_padding_or_unsafe_chars),
         cmocka_unit_test(durations_take_units_and_reject_the_rest),
     };
