@@ -116,16 +116,17 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (fb->ca_file) /* the token endpoint too: every request comes here */
         curl_easy_setopt(c, CURLOPT_CAINFO, fb->ca_file);
-    /* HTTP/2 when TLS's ALPN offers it (Firestore's https endpoint); plain
-     * http:// (the emulator, REST over HTTP/1.1 only) stays HTTP/1.1. Each
-     * pooled handle keeps its own keep-alive connection, so concurrent
-     * callers use up to the pool's bound of connections, never one. */
+    /* HTTP/2 when TLS's ALPN offers it (Firestore's https endpoint), where
+     * concurrent transfers share one connection of the multi handle (wait
+     * for it rather than open another); plain http:// (the emulator, REST
+     * over HTTP/1.1 only) stays HTTP/1.1 on a few keep-alive connections. */
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = fst_multi_perform(&fb->multi, c);
     long code = 0;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "firestore_multi.h"
 #include "pool.h"
 #include "syncguard.h"
 
@@ -33,7 +34,8 @@ typedef struct fs_backend {
     char *ca_file;         /* ca_file=: CAs for every HTTPS request (NULL: system's) */
     char endpoint_param[256]; /* endpoint=, applied after the emulator check */
     long timeout_ms, connect_timeout_ms;
-    sg_pool pool;          /* of CURL easy handles (keep-alive connections) */
+    sg_pool pool;          /* of CURL easy handles (a transfer's state) */
+    fst_multi multi;       /* runs them: the connections (firestore_multi.c) */
     pthread_mutex_t mu;    /* token, cache */
     char token[4096];
     int64_t token_expiry_ms;
