@@ -121,12 +121,14 @@ static long http(fs_backend *fb, const char *url, const char *body, const char *
      * for it rather than open another); plain http:// (the emulator, REST
      * over HTTP/1.1 only) stays HTTP/1.1 on a few keep-alive connections. */
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+    if (!strncmp(url, "https://", 8)) /* over http:// it would queue every transfer
+                                         behind the first answer (libcurl 7.88) */
+        curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
-    CURLcode rc = fst_multi_perform(&fb->multi, c);
+    CURLcode rc = fst_multi_perform(&fb->multi, c, fb->timeout_ms);
     long code = 0;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

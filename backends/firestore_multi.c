@@ -15,18 +15,22 @@
  * The multi handle keeps the connections: keep-alive, at most
  * FST_MULTI_CONNS to a host (more transfers wait for one in order); over
  * HTTP/2 (https, ALPN) transfers share a connection (CURLPIPE_MULTIPLEX,
- * CURLOPT_PIPEWAIT). Each transfer keeps its own timeouts
- * (CURLOPT_TIMEOUT_MS, CURLOPT_CONNECTTIMEOUT_MS), enforced by libcurl
- * inside curl_multi_perform. */
+ * CURLOPT_PIPEWAIT, https only). Each transfer keeps its own timeouts
+ * (CURLOPT_TIMEOUT_MS, CURLOPT_CONNECTTIMEOUT_MS, enforced by libcurl
+ * inside curl_multi_perform once it has a connection), and the driver ends
+ * any transfer still running at its deadline itself: libcurl 7.88 does not
+ * time out one that waits for a connection. */
 #include "firestore_multi.h"
 
 #include <stdlib.h>
+
 
 enum { X_QUEUED, X_RUNNING, X_DONE }; /* fst_xfer.state, under mu */
 
 typedef struct fst_xfer {
     struct fst_xfer *next; /* in the queue, then in the running list */
     CURL *easy;
+    int64_t deadline; /* sg_monotonic_ms: the driver ends it then, whatever libcurl says */
     CURLcode rc;
     int state;
     bool lead;     /* under mu: told to take the driver's role */
@@ -44,7 +48,7 @@ sg_status fst_multi_init(fst_multi *fm, sg_error *err)
     curl_multi_setopt(fm->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     pthread_mutex_init(&fm->mu, NULL);
     fm->driving = false;
-    fm->queue = fm->running = NULL;
+    fm->queue = fm->queue_tail = fm->running = NULL;
     return SG_OK;
 }
 
@@ -74,6 +78,8 @@ static void drive(fst_multi *fm, fst_xfer *me)
         while (fm->queue) {
             fst_xfer *x = fm->queue;
             fm->queue = x->next;
+            if (!fm->queue)
+                fm->queue_tail = NULL;
             curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x);
             if (curl_multi_add_handle(fm->m, x->easy) != CURLM_OK) {
                 x->rc = CURLE_OUT_OF_MEMORY;
@@ -100,13 +106,27 @@ static void drive(fst_multi *fm, fst_xfer *me)
             curl_multi_remove_handle(fm->m, msg->easy_handle);
             x->finished = any = true;
         }
-        if (!any && !me->finished)
-            /* until a transfer can progress, libcurl's next timeout, or an
-             * arrival's curl_multi_wakeup */
-            curl_multi_poll(fm->m, NULL, 0, 1000, NULL);
+        if (!any && !me->finished) {
+            /* until a transfer can progress, libcurl's next timeout, the
+             * earliest deadline, or an arrival's curl_multi_wakeup */
+            int64_t wait = 1000, now = sg_monotonic_ms();
+            pthread_mutex_lock(&fm->mu);
+            for (fst_xfer *x = fm->running; x; x = x->next)
+                wait = x->deadline - now < wait ? x->deadline - now : wait;
+            pthread_mutex_unlock(&fm->mu);
+            curl_multi_poll(fm->m, NULL, 0, wait > 0 ? (int)wait : 0, NULL);
+        }
         pthread_mutex_lock(&fm->mu);
+        int64_t now = sg_monotonic_ms();
         for (fst_xfer **pp = &fm->running; *pp;) {
             fst_xfer *x = *pp;
+            if (!x->finished && now >= x->deadline) {
+                /* libcurl 7.88 never times out a transfer still waiting
+                 * for a connection (MSTATE_PENDING): the deadline is ours */
+                curl_multi_remove_handle(fm->m, x->easy);
+                x->rc = CURLE_OPERATION_TIMEDOUT;
+                x->finished = true;
+            }
             if (!x->finished) {
                 pp = &x->next;
                 continue;
@@ -125,13 +145,19 @@ static void drive(fst_multi *fm, fst_xfer *me)
     }
 }
 
-CURLcode fst_multi_perform(fst_multi *fm, CURL *easy)
+CURLcode fst_multi_perform(fst_multi *fm, CURL *easy, long timeout_ms)
 {
-    fst_xfer x = {.easy = easy, .rc = CURLE_OK, .state = X_QUEUED};
+    fst_xfer x = {.easy = easy,
+                  .rc = CURLE_OK,
+                  .state = X_QUEUED,
+                  .deadline = sg_monotonic_ms() + timeout_ms};
     pthread_cond_init(&x.cv, NULL);
     pthread_mutex_lock(&fm->mu);
-    x.next = fm->queue;
-    fm->queue = &x;
+    if (fm->queue_tail) /* added in arrival order */
+        fm->queue_tail->next = &x;
+    else
+        fm->queue = &x;
+    fm->queue_tail = &x;
     if (!fm->driving) {
         fm->driving = true;
         drive(fm, &x);

@@ -23,13 +23,14 @@ typedef struct fst_multi {
     pthread_mutex_t mu;
     CURLM *m;                 /* the driver's alone */
     bool driving;             /* someone is driving (under mu) */
-    struct fst_xfer *queue;   /* waiting to be added (under mu) */
+    struct fst_xfer *queue, *queue_tail; /* waiting to be added (under mu) */
     struct fst_xfer *running; /* added to m (under mu) */
 } fst_multi;
 
 sg_status fst_multi_init(fst_multi *fm, sg_error *err);
 /* No transfer may be in flight. */
 void fst_multi_destroy(fst_multi *fm);
-/* curl_easy_perform(easy), with easy's transfer run on the shared handle. */
-CURLcode fst_multi_perform(fst_multi *fm, CURL *easy);
+/* curl_easy_perform(easy), with easy's transfer run on the shared handle;
+ * ended with CURLE_OPERATION_TIMEDOUT at timeout_ms whatever its state. */
+CURLcode fst_multi_perform(fst_multi *fm, CURL *easy, long timeout_ms);
 #endif
