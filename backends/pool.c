@@ -73,6 +73,22 @@ static void unlink_waiter(sg_pool *p, sg_pool_waiter *w)
         p->tail = prev;
 }
 
+void sg_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+bool sg_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    struct timespec until = {.tv_sec = deadline_ms / 1000,
+                             .tv_nsec = (long)(deadline_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(cv, mu, &until) != ETIMEDOUT;
+}
+
 void *sg_pool_borrow(sg_pool *p, sg_error *err)
 {
     return sg_pool_borrow_by(p, 0, err);
@@ -98,22 +114,16 @@ void *sg_pool_borrow_by(sg_pool *p, int64_t deadline_ms, sg_error *err)
         return connect_slot(p, err);
     }
     sg_pool_waiter w = {.next = NULL, .granted = false, .conn = NULL};
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sg_cond_init_monotonic(&w.cv);
     if (p->tail)
         p->tail->next = &w;
     else
         p->head = &w;
     p->tail = &w;
-    struct timespec until = {.tv_sec = deadline_ms / 1000,
-                             .tv_nsec = (long)(deadline_ms % 1000) * 1000000};
     while (!w.granted) {
         if (!deadline_ms) {
             pthread_cond_wait(&w.cv, &p->mu);
-        } else if (pthread_cond_timedwait(&w.cv, &p->mu, &until) == ETIMEDOUT && !w.granted) {
+        } else if (!sg_cond_wait_until(&w.cv, &p->mu, deadline_ms) && !w.granted) {
             unlink_waiter(p, &w);
             pthread_mutex_unlock(&p->mu);
             pthread_cond_destroy(&w.cv);

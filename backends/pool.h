@@ -43,6 +43,12 @@ void *sg_pool_borrow_by(sg_pool *p, int64_t deadline_ms, sg_error *err);
 /* Give it back; one that is not healthy is closed (the next borrower connects). */
 void sg_pool_return(sg_pool *p, void *conn, bool healthy);
 void sg_pool_destroy(sg_pool *p);
+
+/* The backends' timed waits (the pool's queue, PostgreSQL's group queue):
+ * a condition variable on CLOCK_MONOTONIC, and a wait on it until a
+ * sg_monotonic_ms deadline — false once the deadline has passed. */
+void sg_cond_init_monotonic(pthread_cond_t *cv);
+bool sg_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms);
 /* alive() for a request/response socket: an idle one has nothing to read, so
  * readable (EOF, RST, a server's farewell message) or hung up means dead. */
 bool sg_pool_fd_idle(int fd);

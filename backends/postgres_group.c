@@ -30,10 +30,8 @@
  *   command timeout to answer. */
 #include "postgres_conn.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define GROUP_MAX 64     /* operations in one transaction at most */
 #define GROUPS_RUNNING 2 /* transactions of grouped lock operations at once */
@@ -263,11 +261,7 @@ static void run_grouped(pg_backend *pb, pg_op *op)
         pthread_mutex_unlock(&pb->group_mu);
         return;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&op->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sg_cond_init_monotonic(&op->cv);
     op->state = OP_QUEUED;
     op->next = NULL;
     if (pb->group_tail)
@@ -275,12 +269,10 @@ static void run_grouped(pg_backend *pb, pg_op *op)
     else
         pb->group_head = op;
     pb->group_tail = op;
-    struct timespec until = {.tv_sec = op->queued_until / 1000,
-                             .tv_nsec = (long)(op->queued_until % 1000) * 1000000};
     while (op->state == OP_QUEUED || op->state == OP_TAKEN) {
         if (op->state == OP_TAKEN)
             pthread_cond_wait(&op->cv, &pb->group_mu);
-        else if (pthread_cond_timedwait(&op->cv, &pb->group_mu, &until) == ETIMEDOUT &&
+        else if (!sg_cond_wait_until(&op->cv, &pb->group_mu, op->queued_until) &&
                  op->state == OP_QUEUED) {
             unqueue(pb, op);
             sg_error err;
