@@ -66,11 +66,6 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
                  "UPDATE {T} l SET expires_at_ms = t.now_ms + $2::bigint FROM t "
                  "WHERE l.lock_id = $1 AND l.expires_at_ms > t.now_ms - 1000 "
                  "RETURNING l.expires_at_ms",
-    /* Q_LOCK_ID for a batch ($1 lockIds): the keys' advisory locks in
-     * ascending order (volatile functions of the target list run after the
-     * sort), so two batches never wait for each other in a cycle */
-    [Q_LOCK_IDS] = "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(key) AS h "
-                   "FROM {T} WHERE lock_id = ANY($1::text[])) s ORDER BY h",
     /* Q_EXTEND for a batch: $1 lockIds, $2 their ttls; one clock reading for
      * all, the same liveness rule; returns the 1-based index of each
      * extended lock with its expiresAtMs (the others are absent) */
@@ -81,11 +76,12 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
         "UPDATE {T} l SET expires_at_ms = t.now_ms + u.ttl FROM t, u "
         "WHERE l.lock_id = u.lock_id AND l.expires_at_ms > t.now_ms - 1000 "
         "RETURNING u.i, l.expires_at_ms",
-    /* The advisory locks of a group of operations that share a transaction
-     * (postgres_group.c): $1 storage keys (acquires), $2 lockIds (release,
-     * extend); taken in ascending order like Q_LOCK_IDS, so groups never
-     * wait for each other in a cycle, and every other transaction takes one
-     * lock, or its locks in the same order */
+    /* The advisory locks of many keys at once — a group of operations that
+     * share a transaction (postgres_group.c), a renewal batch: $1 storage
+     * keys (acquires), $2 lockIds (release, extend) — taken in ascending
+     * order (volatile functions of the target list run after the sort), so
+     * two such transactions never wait for each other in a cycle, and every
+     * other transaction takes one lock */
     [Q_LOCK_GROUP] = "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtext(k) AS h "
                      "FROM unnest($1::text[]) k UNION SELECT hashtext(key) FROM {T} "
                      "WHERE lock_id = ANY($2::text[])) s ORDER BY h",
@@ -100,7 +96,7 @@ const char *const sg_pg_sql_text[Q_COUNT] = {
 const char *const sg_pg_sql_name[Q_COUNT] = {"sg_lock_key", "sg_lock_id", "sg_acquire",
                                              "sg_release", "sg_extend", "sg_lookup_key",
                                              "sg_lookup_id", "sg_list",
-                                             "sg_lock_ids", "sg_extend_many", "sg_lock_group"};
+                                             "sg_extend_many", "sg_lock_group"};
 
 /* ---- keys ---- */
 static sg_status keys_for(const char *key, char *storage, char *fence, sg_error *err)
@@ -223,7 +219,7 @@ static sg_status p_extend_many(sg_backend *b, size_t n, sg_extend_item *items, s
     }
     *p = '\0';
     const char *params[2] = {ids, ttls};
-    PGresult *r = sg_pg_run(b->impl, Q_LOCK_IDS, ids, Q_EXTEND_MANY, 2, params, OP_WRITE, err);
+    PGresult *r = sg_pg_run(b->impl, Q_LOCK_GROUP, ids, Q_EXTEND_MANY, 2, params, OP_WRITE, err);
     free(ids);
     free(ttls);
     if (!r)

@@ -37,7 +37,7 @@ typedef struct pg_backend {
 } pg_backend;
 
 enum { Q_LOCK_KEY, Q_LOCK_ID, Q_ACQUIRE, Q_RELEASE, Q_EXTEND, Q_LOOKUP_KEY, Q_LOOKUP_ID,
-       Q_LIST, Q_LOCK_IDS, Q_EXTEND_MANY, Q_LOCK_GROUP, Q_COUNT };
+       Q_LIST, Q_EXTEND_MANY, Q_LOCK_GROUP, Q_COUNT };
 
 /* The statements every connection prepares (postgres.c): names, and texts in
  * which {T} is the locks table and {F} the fence table. */
@@ -64,8 +64,10 @@ sg_status sg_pg_params(pg_backend *pb, const sg_url *u, int connect_timeout_s,
                        const char *password, sg_error *err);
 /* pb->pool with connections made by sg_pg_params's parameters, prepared. */
 void sg_pg_pool_init(pg_backend *pb);
-/* Run one operation (postgres_group.c): its lock statement (lock_q, or -1
- * for none: a read, no transaction) and its main statement, committed
+/* Run one operation (postgres_group.c): its lock statement (lock_q with
+ * lock_arg: Q_LOCK_KEY a storage key, Q_LOCK_ID a lockId, Q_LOCK_GROUP an
+ * array of lockIds; or -1 for none: a read, no transaction) and its main
+ * statement, committed
  * together; concurrent callers' operations may share the transaction.
  * Returns the main statement's result (caller PQclears) or NULL with err
  * set. A connection found dropped is replaced and the call retried once

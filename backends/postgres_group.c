@@ -121,6 +121,10 @@ static int send_ops(PGconn *c, pg_op **ops, int n, int64_t deadline, bool *timed
         free(keys);
         free(ids);
         sent++;
+    } else if (ops[0]->lock_q == Q_LOCK_GROUP) { /* a renewal batch: lock_arg its lockIds */
+        const char *p[2] = {"{}", ops[0]->lock_arg};
+        ok = PQsendQueryPrepared(c, sg_pg_sql_name[Q_LOCK_GROUP], 2, p, NULL, NULL, 0);
+        sent++;
     } else if (ops[0]->lock_q >= 0) {
         ok = PQsendQueryPrepared(c, sg_pg_sql_name[ops[0]->lock_q], 1, &ops[0]->lock_arg, NULL,
                                  NULL, 0);
